@@ -1,0 +1,97 @@
+//! What this function needs to know about a model, read from its `model.toml`
+//! (mounted read-only at `/models/<model>/`): the tensor names, how to prepare an
+//! image, and where the labels are. The host reads the same file for the rest.
+
+use crate::api_error::ApiError;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// Where the manifest mounts the model repository.
+const MODELS_DIR: &str = "/models";
+
+pub struct ModelMetadata {
+    dir: PathBuf,
+    pub input_name: String,
+    pub output_name: String,
+    pub preprocess: Preprocess,
+    labels_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ModelToml {
+    labels: Option<String>,
+    inputs: Vec<TensorName>,
+    outputs: Vec<TensorName>,
+    preprocess: Option<Preprocess>,
+}
+
+#[derive(Deserialize)]
+struct TensorName {
+    name: String,
+}
+
+/// How an image becomes the model's input tensor.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocess {
+    /// Resize so that the shorter side has this many pixels (bilinear)...
+    pub resize_shorter_side: u32,
+    /// ...then take the centre `[width, height]`.
+    pub crop: [u32; 2],
+    /// Per-channel (R, G, B) `(pixel - mean) / std`, on pixel values 0..=255.
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub layout: Layout,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    Nchw,
+    Nhwc,
+}
+
+impl ModelMetadata {
+    pub fn load(model: &str) -> Result<Self, ApiError> {
+        let dir = PathBuf::from(MODELS_DIR).join(model);
+        let path = dir.join("model.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ApiError::not_found(format!("no model named {model:?}")),
+            _ => ApiError::internal(format!("cannot read {}: {e}", path.display())),
+        })?;
+        let parsed: ModelToml = toml::from_str(&text)
+            .map_err(|e| ApiError::internal(format!("invalid {}: {e}", path.display())))?;
+        let preprocess = parsed.preprocess.ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "model {model:?} is not an image classifier (its model.toml has no [preprocess])"
+            ))
+        })?;
+        let first = |list: Vec<TensorName>, what: &str| {
+            list.into_iter().next().map(|t| t.name).ok_or_else(|| {
+                ApiError::internal(format!("{} lists no {what}", path.display()))
+            })
+        };
+        Ok(Self {
+            input_name: first(parsed.inputs, "inputs")?,
+            output_name: first(parsed.outputs, "outputs")?,
+            preprocess,
+            labels_file: parsed.labels,
+            dir,
+        })
+    }
+
+    /// One label per class, in class-index order; empty when the model has none.
+    pub fn labels(&self) -> Result<Vec<String>, ApiError> {
+        let Some(file) = &self.labels_file else {
+            return Ok(Vec::new());
+        };
+        let path = self.dir.join(file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", path.display())))?;
+        // A line may list synonyms ("tabby, tabby cat"): the first one is the label.
+        Ok(text
+            .lines()
+            .map(|line| line.split(',').next().unwrap_or("").trim().to_string())
+            .collect())
+    }
+}

@@ -1,0 +1,71 @@
+//! Builds the guest functions (`functions/`, for `wasm32-wasip2`) whenever the
+//! host is built, so `cargo run --release -- serve` serves up-to-date components.
+//!
+//! The nested cargo uses its own target directory (`target/functions`), so it
+//! never waits on the outer build's lock. Set `WASI_INFER_SKIP_FUNCTIONS=1` to
+//! skip it (e.g. when the functions are built by other means).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let host_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = host_dir.parent().expect("host/ is inside the workspace").to_path_buf();
+    let functions = root.join("functions");
+
+    println!("cargo:rerun-if-env-changed=WASI_INFER_SKIP_FUNCTIONS");
+    // A directory is watched as a whole: any file in it changing triggers a rebuild.
+    println!("cargo:rerun-if-changed={}", functions.display());
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    if std::env::var_os("WASI_INFER_SKIP_FUNCTIONS").is_some() {
+        return;
+    }
+
+    ensure_target();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(&functions)
+        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .arg(root.join("target").join("functions"));
+    // Flags meant for the host (or for clippy) must not reach the guest build.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+    ] {
+        build.env_remove(var);
+    }
+    let status = build
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {}: {e}", functions.display()));
+    if !status.success() {
+        panic!("building the functions in {} failed (see above)", functions.display());
+    }
+}
+
+/// Installs the wasm32-wasip2 standard library through rustup if it is missing.
+fn ensure_target() {
+    let sysroot = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| PathBuf::from(s.trim()));
+    let installed = sysroot
+        .as_deref()
+        .is_some_and(|root| Path::new(root).join("lib/rustlib").join(TARGET).is_dir());
+    if installed {
+        return;
+    }
+    let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+    if !matches!(status, Ok(s) if s.success()) {
+        panic!("the {TARGET} target is missing: run `rustup target add {TARGET}`");
+    }
+}

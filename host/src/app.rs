@@ -1,0 +1,228 @@
+//! An application ready to serve: the manifest, its models, its compiled
+//! components and its routes. [`App::handle`] serves one request in-process,
+//! which is all an embedder needs; [`crate::server`] puts it behind a socket.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderValue, StatusCode, Uri};
+use wasmtime::component::Component;
+use wasmtime_wasi_http::WasiBody;
+
+use crate::manifest::{Manifest, ManifestError};
+use crate::nn::{BackendKind, ModelError, ModelRegistry};
+use crate::routing::Router;
+use crate::runtime::{ComponentRuntime, InstanceConfig, Runtime, RuntimeLimits};
+use crate::variables::{render_component_variables, resolve_application_variables};
+use crate::{body, json_error};
+
+/// How to load an application.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// The `spin.toml` to serve.
+    pub manifest: PathBuf,
+    /// The model repository; `models/` beside the manifest when `None`.
+    pub models_dir: Option<PathBuf>,
+    /// Run every model on this backend instead of the one its `model.toml` asks for.
+    pub backend: Option<BackendKind>,
+    pub limits: RuntimeLimits,
+}
+
+impl AppOptions {
+    pub fn new(manifest: impl Into<PathBuf>) -> Self {
+        Self {
+            manifest: manifest.into(),
+            models_dir: None,
+            backend: None,
+            limits: RuntimeLimits::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("component {id} ({path}): {message}")]
+    Component {
+        id: String,
+        path: PathBuf,
+        message: String,
+    },
+    #[error("cannot set up the WebAssembly runtime: {0}")]
+    Runtime(String),
+}
+
+pub struct App {
+    pub manifest: Manifest,
+    pub models: ModelRegistry,
+    router: Router,
+    /// The component of each route, in the router's order.
+    route_components: Vec<Arc<ComponentRuntime>>,
+    pub components: Vec<Arc<ComponentRuntime>>,
+}
+
+impl App {
+    /// Reads the manifest, loads the models and compiles the components.
+    pub fn load(options: &AppOptions) -> Result<Self, AppError> {
+        let manifest = Manifest::load(&options.manifest)?;
+        let models_dir = options
+            .models_dir
+            .clone()
+            .unwrap_or_else(|| manifest.base_dir.join("models"));
+
+        let mut wanted = BTreeSet::new();
+        for component in manifest.components.values() {
+            for name in &component.ai_models {
+                if !models_dir.join(name).join("model.toml").is_file() {
+                    return Err(manifest
+                        .error(
+                            format!("component.{}.ai_models", component.id),
+                            format!("no model {name:?} in {}", models_dir.display()),
+                        )
+                        .into());
+                }
+                wanted.insert(name.as_str());
+            }
+        }
+        let models = ModelRegistry::load(&models_dir, wanted, options.backend)?;
+
+        let values = resolve_application_variables(&manifest.variables, |name| {
+            std::env::var(name).ok()
+        })
+        .map_err(|problem| manifest.error("variables", problem))?;
+
+        let runtime =
+            Runtime::new(options.limits.clone()).map_err(|e| AppError::Runtime(format!("{e:#}")))?;
+        let mut components = Vec::new();
+        for spec in manifest.components.values() {
+            let started = Instant::now();
+            let fail = |message: String| AppError::Component {
+                id: spec.id.clone(),
+                path: spec.source.clone(),
+                message,
+            };
+            let component = Component::from_file(&runtime.engine, &spec.source)
+                .map_err(|e| fail(format!("not a valid WebAssembly component: {e:#}")))?;
+            let config = InstanceConfig {
+                component_id: spec.id.clone(),
+                files: spec.files.clone(),
+                environment: spec.environment.clone().into_iter().collect(),
+                variables: render_component_variables(&spec.variables, &values),
+                models: models.for_component(&spec.ai_models),
+                max_memory_bytes: options.limits.max_memory_bytes,
+            };
+            let runtime_component = ComponentRuntime::new(&runtime, &component, config)
+                .map_err(|e| fail(format!("cannot be served: {e:#}")))?;
+            tracing::info!(
+                component = %spec.id,
+                world = %runtime_component.world,
+                ms = started.elapsed().as_millis() as u64,
+                "component ready"
+            );
+            components.push(Arc::new(runtime_component));
+        }
+
+        let router = Router::new(manifest.routes.iter().map(|r| r.pattern.clone()));
+        let route_components = manifest
+            .routes
+            .iter()
+            .map(|route| {
+                components
+                    .iter()
+                    .find(|c| c.id == route.component)
+                    .cloned()
+                    .expect("the manifest checks that every route names a component")
+            })
+            .collect();
+        Ok(Self {
+            manifest,
+            models,
+            router,
+            route_components,
+            components,
+        })
+    }
+
+    /// Serves one request: routes it and runs the component in a fresh instance.
+    /// Never fails: errors become JSON error responses.
+    pub async fn handle(
+        &self,
+        request: http::Request<WasiBody>,
+        client: Option<SocketAddr>,
+    ) -> http::Response<WasiBody> {
+        let path = request.uri().path().to_string();
+        let Some(matched) = self.router.route(&path) else {
+            return json_error(StatusCode::NOT_FOUND, format!("no route for {path}"));
+        };
+        let component = &self.route_components[matched.index];
+        let request = match with_spin_headers(request, &matched, client) {
+            Ok(request) => request,
+            Err(problem) => return json_error(StatusCode::BAD_REQUEST, problem),
+        };
+        match component.handle(request).await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::warn!(component = %component.id, "request failed: {error:#}");
+                json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("function {} failed: {error}", component.id),
+                )
+            }
+        }
+    }
+}
+
+/// Makes the URI absolute (wasi:http wants scheme and authority) and adds the
+/// headers Spin gives components about their route.
+fn with_spin_headers(
+    request: http::Request<WasiBody>,
+    matched: &crate::routing::RouteMatch<'_>,
+    client: Option<SocketAddr>,
+) -> Result<http::Request<WasiBody>, String> {
+    let (mut parts, body) = request.into_parts();
+    let authority = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    parts.uri = Uri::builder()
+        .scheme("http")
+        .authority(authority.as_str())
+        .path_and_query(path_and_query.as_str())
+        .build()
+        .map_err(|e| format!("invalid request URI: {e}"))?;
+
+    let value = |v: &str| HeaderValue::from_str(v).map_err(|e| format!("invalid header: {e}"));
+    let headers = &mut parts.headers;
+    let raw_route = matched.route;
+    headers.insert("spin-full-url", value(&format!("http://{authority}{path_and_query}"))?);
+    headers.insert("spin-path-info", value(matched.path_info)?);
+    headers.insert("spin-matched-route", value(raw_route)?);
+    headers.insert("spin-raw-component-route", value(raw_route)?);
+    headers.insert(
+        "spin-component-route",
+        value(raw_route.strip_suffix("/...").unwrap_or(raw_route))?,
+    );
+    headers.insert("spin-base-path", HeaderValue::from_static("/"));
+    if let Some(client) = client {
+        headers.insert("spin-client-addr", value(&client.to_string())?);
+    }
+    Ok(http::Request::from_parts(parts, body))
+}
+
+/// A request body from bytes (for embedders and tests).
+pub fn request_body(bytes: impl Into<bytes::Bytes>) -> WasiBody {
+    body::full(bytes.into())
+}

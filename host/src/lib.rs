@@ -1,0 +1,48 @@
+//! wasi-infer: serverless WebAssembly inference functions.
+//!
+//! A Spin-style application (`spin.toml`) of WASI HTTP components that run
+//! models through wasi-nn, served by wasmtime with native backends.
+//!
+//! - [`manifest`]: reads `spin.toml`; [`routing`]: which component a path goes to.
+//! - [`runtime`]: the engine, pre-instantiated components, a fresh instance per request.
+//! - [`nn`]: the model repository and the backends behind wasi-nn.
+//! - [`app`]: all of the above, ready to [`App::handle`] a request in-process.
+//! - [`server`]: the HTTP server around an [`App`].
+//!
+//! Embedding, without a socket:
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use wasi_infer::{App, AppOptions, request_body};
+//! let app = App::load(&AppOptions::new("spin.toml"))?;
+//! let request = http::Request::post("/classify/efficientnet-lite0")
+//!     .body(request_body(std::fs::read("cat.png")?))?;
+//! let response = app.handle(request, None).await;
+//! println!("{}", response.status());
+//! # Ok(()) }
+//! ```
+
+pub mod app;
+mod body;
+pub mod manifest;
+pub mod nn;
+pub mod routing;
+pub mod runtime;
+pub mod server;
+pub mod variables;
+
+pub use app::{request_body, App, AppError, AppOptions};
+pub use nn::BackendKind;
+
+use http::StatusCode;
+use wasmtime_wasi_http::WasiBody;
+
+/// A `{"error": "..."}` response, the shape of every error the host answers.
+pub fn json_error(status: StatusCode, message: impl Into<String>) -> http::Response<WasiBody> {
+    let body = serde_json::json!({ "error": message.into() }).to_string();
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body::full(body.into()))
+        .expect("a static status and header make a valid response")
+}

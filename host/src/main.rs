@@ -1,0 +1,88 @@
+//! `wasi-infer`: the command-line front of the library.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use wasi_infer::{App, AppOptions, BackendKind};
+
+/// Serverless WebAssembly inference functions: serves a Spin application whose
+/// components run models through wasi-nn.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the application over HTTP.
+    Serve {
+        /// The application manifest.
+        #[arg(long, default_value = "spin.toml")]
+        manifest: PathBuf,
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        /// The model repository [default: models/ beside the manifest].
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// Run every model on this backend, whatever its model.toml asks for.
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime_wasi_nn=off".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            manifest,
+            listen,
+            models,
+            backend,
+        } => {
+            let options = AppOptions {
+                models_dir: models,
+                backend,
+                ..AppOptions::new(manifest)
+            };
+            serve(options, listen)
+        }
+    }
+}
+
+fn serve(options: AppOptions, listen: SocketAddr) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        // Loading compiles components and models: blocking work, off the reactor.
+        let app = tokio::task::spawn_blocking(move || App::load(&options))
+            .await
+            .context("loading the application panicked")??;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let address = listener.local_addr()?;
+        for model in app.models.iter() {
+            tracing::info!(model = %model.name, backend = %model.backend, "serving model");
+        }
+        println!("listening on http://{address}");
+        wasi_infer::server::serve(Arc::new(app), listener, wasi_infer::server::shutdown_signal())
+            .await
+            .context("server failed")
+    })
+}

@@ -1,0 +1,159 @@
+//! One component of the application: compiled once, pre-instantiated, and
+//! instantiated afresh for every request.
+//!
+//! Requests are dispatched through `wasmtime-wasi-http`'s [`ProxyHandler`],
+//! which drives both `wasi:http/incoming-handler@0.2` and `wasi:http/handler@0.3`
+//! components. Each instance takes exactly one request and is then dropped, so
+//! no state leaks from one request to the next.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
+};
+use wasmtime_wasi_http::WasiHttpView;
+
+use super::state::{HostState, InstanceConfig};
+use super::Runtime;
+
+/// Which `wasi:http` world a component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpWorld {
+    /// `wasi:http/incoming-handler@0.2.x`
+    P2,
+    /// `wasi:http/handler@0.3.x`
+    P3,
+}
+
+impl std::fmt::Display for HttpWorld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HttpWorld::P2 => "wasi:http@0.2",
+            HttpWorld::P3 => "wasi:http@0.3",
+        })
+    }
+}
+
+pub struct ComponentRuntime {
+    pub id: String,
+    pub world: HttpWorld,
+    handler: ProxyHandler<Instantiator>,
+}
+
+impl ComponentRuntime {
+    /// Links and pre-instantiates a compiled component.
+    pub fn new(
+        runtime: &Runtime,
+        component: &Component,
+        config: InstanceConfig,
+    ) -> wasmtime::Result<Self> {
+        let instance_pre = runtime.linker.instantiate_pre(component)?;
+        let (pre, world) =
+            match wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre.clone()) {
+                Ok(pre) => (ProxyPre::P3(pre), HttpWorld::P3),
+                Err(_) => (
+                    ProxyPre::P2(wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance_pre)?),
+                    HttpWorld::P2,
+                ),
+            };
+        Ok(Self {
+            id: config.component_id.clone(),
+            world,
+            handler: ProxyHandler::new(Instantiator {
+                engine: runtime.engine.clone(),
+                pre,
+                config: Arc::new(config),
+            }),
+        })
+    }
+
+    /// Handles one request in a fresh instance.
+    pub async fn handle(
+        &self,
+        request: wasmtime_wasi_http::handler::Request,
+    ) -> wasmtime::Result<wasmtime_wasi_http::handler::Response> {
+        self.handler.handle((), request).await
+    }
+}
+
+struct Instantiator {
+    engine: Engine,
+    pre: ProxyPre<HostState>,
+    config: Arc<InstanceConfig>,
+}
+
+impl HandlerState for Instantiator {
+    type StoreData = HostState;
+    type WorkerExpiration = NoExpiry;
+    type WorkerState = OneRequest;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, NoExpiry, OneRequest>> {
+        let mut store = Store::new(&self.engine, HostState::new(&self.config)?);
+        store.limiter(|state| &mut state.limits);
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance {
+            store,
+            proxy,
+            view: HostState::http,
+            expiration: NoExpiry,
+            state: OneRequest {
+                component_id: self.config.component_id.clone(),
+            },
+        })
+    }
+}
+
+/// An instance serves one request, then is dropped.
+struct OneRequest {
+    component_id: String,
+}
+
+impl WorkerState for OneRequest {
+    type StoreData = HostState;
+    type RequestData = ();
+
+    fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
+        if total == 0 {
+            ShouldAccept::Yes
+        } else {
+            ShouldAccept::Never
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, HostState>,
+        _data: (),
+        _task: wasmtime::component::GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        Box::pin(std::future::pending())
+    }
+
+    fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
+        if let Err(error) = result {
+            tracing::warn!(component = %self.component_id, "instance failed: {error:#}");
+        }
+        drop(store);
+    }
+}
+
+/// Instances live exactly as long as their one request.
+struct NoExpiry;
+
+impl WorkerExpiration for NoExpiry {
+    fn poll(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        _state: WorkerStatus,
+        _start: Instant,
+    ) -> Poll<()> {
+        Poll::Pending
+    }
+}

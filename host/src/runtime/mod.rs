@@ -1,0 +1,78 @@
+//! The component runtime: one wasmtime [`Engine`] and [`Linker`] for the whole
+//! application, each component compiled once and pre-instantiated, and a fresh
+//! store and instance for every request (see [`component`]).
+
+pub mod component;
+pub mod state;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::variables::{bindings as spin_variables, ComponentVariables};
+pub use component::{ComponentRuntime, HttpWorld};
+pub use state::{HostState, InstanceConfig};
+
+/// Sizing of the instance pool.
+#[derive(Debug, Clone)]
+pub struct RuntimeLimits {
+    /// Instances that may exist at once (in-flight requests, all components).
+    pub max_instances: u32,
+    /// Linear memory of one instance.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for RuntimeLimits {
+    fn default() -> Self {
+        Self {
+            max_instances: 256,
+            max_memory_bytes: 1 << 30,
+        }
+    }
+}
+
+/// The engine and linker shared by every component of an application.
+pub struct Runtime {
+    pub engine: Engine,
+    pub linker: Linker<HostState>,
+    pub limits: RuntimeLimits,
+}
+
+impl Runtime {
+    pub fn new(limits: RuntimeLimits) -> wasmtime::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        // wasi:http@0.3 handlers are async component functions.
+        config.wasm_component_model_async(true);
+
+        // Pre-reserved slots make per-request instantiation a few microseconds.
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(limits.max_instances);
+        // A Rust component is a handful of core instances, memories and tables.
+        pool.total_core_instances(limits.max_instances * 8);
+        pool.total_memories(limits.max_instances * 2);
+        pool.total_tables(limits.max_instances * 4);
+        pool.max_memory_size(limits.max_memory_bytes);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        // Full WASI p2 (Rust std imports cli, clocks, filesystem, random, ...) and p3.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_nn::wit::add_to_linker(&mut linker, |s: &mut HostState| {
+            let (table, nn) = s.nn_parts();
+            wasmtime_wasi_nn::wit::WasiNnView::new(table, nn)
+        })?;
+        spin_variables::fermyon::spin::variables::add_to_linker::<_, HasSelf<ComponentVariables>>(
+            &mut linker,
+            |s: &mut HostState| &mut s.variables,
+        )?;
+        Ok(Self {
+            engine,
+            linker,
+            limits,
+        })
+    }
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `wasi-infer` server, the real image-classify
+//! component, real models and real photos.
+
+mod classify;
+mod embedded;
+mod errors;
+mod server;
+mod start_up;
+mod worlds;

@@ -12,7 +12,10 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let host_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = host_dir.parent().expect("host/ is inside the workspace").to_path_buf();
+    let root = host_dir
+        .parent()
+        .expect("host/ is inside the workspace")
+        .to_path_buf();
     let functions = root.join("functions");
 
     println!("cargo:rerun-if-env-changed=WASI_INFER_SKIP_FUNCTIONS");
@@ -46,7 +49,10 @@ fn main() {
         .status()
         .unwrap_or_else(|e| panic!("cannot run cargo to build {}: {e}", functions.display()));
     if !status.success() {
-        panic!("building the functions in {} failed (see above)", functions.display());
+        panic!(
+            "building the functions in {} failed (see above)",
+            functions.display()
+        );
     }
 }
 
@@ -64,7 +70,9 @@ fn ensure_target() {
     if installed {
         return;
     }
-    let status = Command::new("rustup").args(["target", "add", TARGET]).status();
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
     if !matches!(status, Ok(s) if s.success()) {
         panic!("the {TARGET} target is missing: run `rustup target add {TARGET}`");
     }

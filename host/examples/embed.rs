@@ -7,7 +7,7 @@
 
 use anyhow::Context;
 use http_body_util::BodyExt;
-use wasi_infer::{request_body, App, AppOptions};
+use wasi_infer::{App, AppOptions, request_body};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -20,8 +20,8 @@ async fn main() -> anyhow::Result<()> {
     let bytes = std::fs::read(&image).with_context(|| format!("cannot read {image}"))?;
 
     let app = App::load(&AppOptions::new("spin.toml"))?;
-    let request = http::Request::post(format!("/classify/{model}?top_k=3"))
-        .body(request_body(bytes))?;
+    let request =
+        http::Request::post(format!("/classify/{model}?top_k=3")).body(request_body(bytes))?;
     let response = app.handle(request, None).await;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();

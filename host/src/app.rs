@@ -92,13 +92,12 @@ impl App {
         }
         let models = ModelRegistry::load(&models_dir, wanted, options.backend)?;
 
-        let values = resolve_application_variables(&manifest.variables, |name| {
-            std::env::var(name).ok()
-        })
-        .map_err(|problem| manifest.error("variables", problem))?;
+        let values =
+            resolve_application_variables(&manifest.variables, |name| std::env::var(name).ok())
+                .map_err(|problem| manifest.error("variables", problem))?;
 
-        let runtime =
-            Runtime::new(options.limits.clone()).map_err(|e| AppError::Runtime(format!("{e:#}")))?;
+        let runtime = Runtime::new(options.limits.clone())
+            .map_err(|e| AppError::Runtime(format!("{e:#}")))?;
         let mut components = Vec::new();
         for spec in manifest.components.values() {
             let started = Instant::now();
@@ -207,7 +206,10 @@ fn with_spin_headers(
     let value = |v: &str| HeaderValue::from_str(v).map_err(|e| format!("invalid header: {e}"));
     let headers = &mut parts.headers;
     let raw_route = matched.route;
-    headers.insert("spin-full-url", value(&format!("http://{authority}{path_and_query}"))?);
+    headers.insert(
+        "spin-full-url",
+        value(&format!("http://{authority}{path_and_query}"))?,
+    );
     headers.insert("spin-path-info", value(matched.path_info)?);
     headers.insert("spin-matched-route", value(raw_route)?);
     headers.insert("spin-raw-component-route", value(raw_route)?);

@@ -7,7 +7,9 @@ use wasmtime_wasi_http::WasiBody;
 
 /// A complete body from bytes.
 pub fn full(bytes: Bytes) -> WasiBody {
-    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 /// A streaming body from a hyper connection.

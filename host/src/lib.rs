@@ -31,7 +31,7 @@ pub mod runtime;
 pub mod server;
 pub mod variables;
 
-pub use app::{request_body, App, AppError, AppOptions};
+pub use app::{App, AppError, AppOptions, request_body};
 pub use nn::BackendKind;
 
 use http::StatusCode;

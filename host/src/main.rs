@@ -81,8 +81,12 @@ fn serve(options: AppOptions, listen: SocketAddr) -> anyhow::Result<()> {
             tracing::info!(model = %model.name, backend = %model.backend, "serving model");
         }
         println!("listening on http://{address}");
-        wasi_infer::server::serve(Arc::new(app), listener, wasi_infer::server::shutdown_signal())
-            .await
-            .context("server failed")
+        wasi_infer::server::serve(
+            Arc::new(app),
+            listener,
+            wasi_infer::server::shutdown_signal(),
+        )
+        .await
+        .context("server failed")
     })
 }

@@ -114,12 +114,18 @@ struct RawTriggers {
 #[serde(deny_unknown_fields)]
 struct RawHttpTrigger {
     #[serde(default)]
-    #[allow(dead_code, reason = "accepted for Spin compatibility; routes are what we serve")]
+    #[allow(
+        dead_code,
+        reason = "accepted for Spin compatibility; routes are what we serve"
+    )]
     id: Option<String>,
     route: String,
     component: String,
     #[serde(default)]
-    #[allow(dead_code, reason = "accepted for Spin compatibility; every component is a wasi:http handler")]
+    #[allow(
+        dead_code,
+        reason = "accepted for Spin compatibility; every component is a wasi:http handler"
+    )]
     executor: Option<toml::Value>,
 }
 
@@ -245,7 +251,10 @@ impl Manifest {
                 if !host.is_dir() {
                     return Err(invalid(
                         key("files"),
-                        format!("{} is not a directory (only directories can be mounted)", host.display()),
+                        format!(
+                            "{} is not a directory (only directories can be mounted)",
+                            host.display()
+                        ),
                     ));
                 }
                 if !guest.starts_with('/') {
@@ -404,13 +413,24 @@ variables = { message = "{{ greeting }}, world" }
     #[test]
     fn errors_name_the_file_key_and_problem() {
         let e = error_of(&GOOD.replace("component = \"app\"\n[[", "component = \"nope\"\n[["));
-        assert!(e.contains("spin.toml") && e.contains("trigger.http[0].component") && e.contains("nope"), "{e}");
+        assert!(
+            e.contains("spin.toml")
+                && e.contains("trigger.http[0].component")
+                && e.contains("nope"),
+            "{e}"
+        );
 
         let e = error_of(&GOOD.replace("app.wasm", "missing.wasm"));
-        assert!(e.contains("component.app.source") && e.contains("missing.wasm"), "{e}");
+        assert!(
+            e.contains("component.app.source") && e.contains("missing.wasm"),
+            "{e}"
+        );
 
         let e = error_of(&GOOD.replace("{{ greeting }}", "{{ nobody }}"));
-        assert!(e.contains("component.app.variables.message") && e.contains("nobody"), "{e}");
+        assert!(
+            e.contains("component.app.variables.message") && e.contains("nobody"),
+            "{e}"
+        );
 
         let e = error_of(&GOOD.replace("source = \"app.wasm\"", "sorce = \"app.wasm\""));
         assert!(e.contains("spin.toml") && e.contains("sorce"), "{e}");
@@ -419,7 +439,10 @@ variables = { message = "{{ greeting }}, world" }
         assert!(e.contains("spin_manifest_version"), "{e}");
 
         let e = error_of(&GOOD.replace("/exact", "/api/..."));
-        assert!(e.contains("trigger.http[1].route") && e.contains("already served"), "{e}");
+        assert!(
+            e.contains("trigger.http[1].route") && e.contains("already served"),
+            "{e}"
+        );
 
         let e = error_of(&GOOD.replace("destination = \"/data\"", "destination = \"data\""));
         assert!(e.contains("component.app.files"), "{e}");

@@ -56,8 +56,7 @@ impl RoutePattern {
             RoutePattern::Exact(p) => (normalise(path) == p).then_some((path, "")),
             RoutePattern::Wildcard(prefix) => {
                 let rest = path.strip_prefix(prefix.as_str())?;
-                (rest.is_empty() || rest.starts_with('/'))
-                    .then(|| (&path[..prefix.len()], rest))
+                (rest.is_empty() || rest.starts_with('/')).then(|| (&path[..prefix.len()], rest))
             }
         }
     }
@@ -105,7 +104,15 @@ impl Router {
             .enumerate()
             .filter_map(|(index, (pattern, route))| {
                 let (base, path_info) = pattern.matches(path)?;
-                Some((pattern.specificity(), RouteMatch { index, route, base, path_info }))
+                Some((
+                    pattern.specificity(),
+                    RouteMatch {
+                        index,
+                        route,
+                        base,
+                        path_info,
+                    },
+                ))
             })
             .max_by_key(|(specificity, _)| *specificity)
             .map(|(_, m)| m)
@@ -124,7 +131,10 @@ mod tests {
     fn wildcard_matches_prefix_and_below_only() {
         let r = router(&["/classify/..."]);
         let m = r.route("/classify/efficientnet-lite0").unwrap();
-        assert_eq!((m.base, m.path_info, m.route), ("/classify", "/efficientnet-lite0", "/classify/..."));
+        assert_eq!(
+            (m.base, m.path_info, m.route),
+            ("/classify", "/efficientnet-lite0", "/classify/...")
+        );
         assert_eq!(r.route("/classify").unwrap().path_info, "");
         assert!(r.route("/classifyx").is_none());
         assert!(r.route("/other").is_none());

@@ -183,8 +183,20 @@ mod tests {
     #[test]
     fn environment_overrides_default_and_required_must_be_set() {
         let decls = BTreeMap::from([
-            ("a".to_string(), VariableDecl { default: Some("1".into()), ..Default::default() }),
-            ("b".to_string(), VariableDecl { required: true, ..Default::default() }),
+            (
+                "a".to_string(),
+                VariableDecl {
+                    default: Some("1".into()),
+                    ..Default::default()
+                },
+            ),
+            (
+                "b".to_string(),
+                VariableDecl {
+                    required: true,
+                    ..Default::default()
+                },
+            ),
         ]);
         let env = |n: &str| (n == "SPIN_VARIABLE_B").then(|| "2".to_string());
         let values = resolve_application_variables(&decls, env).unwrap();

@@ -4,11 +4,12 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::server::{photo, root, Server};
+use crate::server::{Server, photo, root};
 
 /// `reference-top5.json`: photo -> the fp32 model's top-5 class indices.
 fn reference() -> HashMap<String, Vec<u64>> {
-    let text = std::fs::read_to_string(root().join("tests/data/images/reference-top5.json")).unwrap();
+    let text =
+        std::fs::read_to_string(root().join("tests/data/images/reference-top5.json")).unwrap();
     let json: HashMap<String, Vec<(u64, String, f64)>> = serde_json::from_str(&text).unwrap();
     json.into_iter()
         .map(|(photo, top)| (photo, top.into_iter().map(|(i, _, _)| i).collect()))
@@ -41,7 +42,10 @@ pub fn check_predictions(json: &Value, model: &str, k: usize) -> Vec<u64> {
         total += score;
         indices.push(index);
     }
-    assert!(total <= 1.0 + 1e-4, "softmax probabilities sum past 1: {json}");
+    assert!(
+        total <= 1.0 + 1e-4,
+        "softmax probabilities sum past 1: {json}"
+    );
     indices
 }
 
@@ -51,7 +55,11 @@ fn classify_all_photos(server: &Server, backend: &str) {
     for model in ["efficientnet-lite0", "efficientnet-lite0-int8"] {
         for (name, expected) in &reference {
             let reply = server.post(&format!("/classify/{model}"), &photo(name));
-            assert_eq!(reply.status, 200, "{model} {name} on {backend}: {}", reply.text);
+            assert_eq!(
+                reply.status, 200,
+                "{model} {name} on {backend}: {}",
+                reply.text
+            );
             let got = check_predictions(&reply.json(), model, 5);
             assert!(
                 expected[..3].contains(&got[0]),
@@ -71,7 +79,11 @@ fn classify_all_photos(server: &Server, backend: &str) {
 #[test]
 fn photos_are_classified_on_onnxruntime() {
     let server = Server::start(&["--backend", "onnxruntime"]);
-    assert!(server.log().contains("backend=onnxruntime"), "{}", server.log());
+    assert!(
+        server.log().contains("backend=onnxruntime"),
+        "{}",
+        server.log()
+    );
     classify_all_photos(&server, "onnxruntime");
 }
 
@@ -85,14 +97,20 @@ fn photos_are_classified_on_tract() {
 #[test]
 fn the_cat_is_a_cat_and_top_k_is_honoured() {
     let server = Server::start(&[]);
-    let reply = server.post("/classify/efficientnet-lite0?top_k=2", &photo("chelsea.png"));
+    let reply = server.post(
+        "/classify/efficientnet-lite0?top_k=2",
+        &photo("chelsea.png"),
+    );
     assert_eq!(reply.status, 200, "{}", reply.text);
     let got = check_predictions(&reply.json(), "efficientnet-lite0", 2);
     // 281 tabby, 282 tiger cat, 285 Egyptian cat.
     assert!([281, 282, 285].contains(&got[0]), "{got:?}");
 
     // More than there are classes: all of them.
-    let reply = server.post("/classify/efficientnet-lite0?top_k=5000", &photo("chelsea.png"));
+    let reply = server.post(
+        "/classify/efficientnet-lite0?top_k=5000",
+        &photo("chelsea.png"),
+    );
     assert_eq!(reply.status, 200, "{}", reply.text);
     let all = check_predictions(&reply.json(), "efficientnet-lite0", 1000);
     let mut sorted = all.clone();
@@ -109,7 +127,11 @@ fn other_image_formats_and_colour_models_are_converted() {
         ("webp", image::ImageFormat::WebP, rgb.clone()),
         ("gif (palette)", image::ImageFormat::Gif, rgb.clone()),
         ("bmp", image::ImageFormat::Bmp, rgb.clone()),
-        ("png with alpha", image::ImageFormat::Png, image::DynamicImage::ImageRgba8(rgb.to_rgba8())),
+        (
+            "png with alpha",
+            image::ImageFormat::Png,
+            image::DynamicImage::ImageRgba8(rgb.to_rgba8()),
+        ),
         ("jpeg", image::ImageFormat::Jpeg, rgb.clone()),
     ] {
         let mut bytes = std::io::Cursor::new(Vec::new());
@@ -124,13 +146,19 @@ fn other_image_formats_and_colour_models_are_converted() {
     }
     // Grayscale: camera.png is single-channel.
     let reply = server.post("/classify/efficientnet-lite0", &photo("camera.png"));
-    assert_eq!(check_predictions(&reply.json(), "efficientnet-lite0", 5)[0], 872);
+    assert_eq!(
+        check_predictions(&reply.json(), "efficientnet-lite0", 5)[0],
+        872
+    );
 }
 
 #[test]
 fn thirty_two_concurrent_requests_are_all_answered_correctly() {
     let server = Server::start(&[]);
-    let photos = [("chelsea.png", [281u64, 282, 285]), ("coffee.png", [967, 968, 967])];
+    let photos = [
+        ("chelsea.png", [281u64, 282, 285]),
+        ("coffee.png", [967, 968, 967]),
+    ];
     let bodies: Vec<Vec<u8>> = photos.iter().map(|(name, _)| photo(name)).collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..32)

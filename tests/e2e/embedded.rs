@@ -1,7 +1,7 @@
 //! The host as a library: an application handles a request in-process.
 
 use http_body_util::BodyExt;
-use wasi_infer::{request_body, App, AppOptions, BackendKind};
+use wasi_infer::{App, AppOptions, BackendKind, request_body};
 
 use crate::server::{photo, root};
 
@@ -24,6 +24,8 @@ async fn an_embedded_app_classifies_in_process() {
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(json["predictions"][0]["index"], 967, "{json}");
 
-    let request = http::Request::get("/missing").body(request_body("")).unwrap();
+    let request = http::Request::get("/missing")
+        .body(request_body(""))
+        .unwrap();
     assert_eq!(app.handle(request, None).await.status(), 404);
 }

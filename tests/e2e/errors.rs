@@ -1,7 +1,7 @@
 //! Bad requests get a clear JSON error with a fitting status, and the server
 //! keeps serving.
 
-use crate::server::{photo, Server};
+use crate::server::{Server, photo};
 
 #[test]
 fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
@@ -11,17 +11,23 @@ fn bad_requests_get_json_errors_and_the_server_keeps_serving() {
     let message = server.post(path, b"").assert_error(400);
     assert!(message.contains("empty"), "{message}");
 
-    let message = server.post(path, b"this is not an image at all").assert_error(400);
+    let message = server
+        .post(path, b"this is not an image at all")
+        .assert_error(400);
     assert!(message.contains("format"), "{message}");
 
     let png = photo("chelsea.png");
     let message = server.post(path, &png[..png.len() / 3]).assert_error(400);
     assert!(message.contains("decode"), "{message}");
 
-    let message = server.post("/classify/no-such-model", &png).assert_error(404);
+    let message = server
+        .post("/classify/no-such-model", &png)
+        .assert_error(404);
     assert!(message.contains("no-such-model"), "{message}");
     server.post("/classify/", &png).assert_error(404);
-    server.post("/classify/..%2F..%2Fetc", &png).assert_error(404);
+    server
+        .post("/classify/..%2F..%2Fetc", &png)
+        .assert_error(404);
 
     let reply = server.get(path);
     reply.assert_error(405);

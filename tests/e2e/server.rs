@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn photo(name: &str) -> Vec<u8> {
@@ -20,7 +23,13 @@ pub fn build_test_components() {
     BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
             .current_dir(root().join("tests/components"))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
             .arg(root().join("target/functions"))
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -95,7 +104,9 @@ impl Server {
                 if n == 0 {
                     break;
                 }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
 
@@ -194,7 +205,10 @@ pub fn start_up_error(args: &[&str], env: &[(&str, &str)]) -> String {
     }
     let output = command.output().expect("run wasi-infer");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "expected a start-up error; stdout: {stdout}");
+    assert!(
+        !output.status.success(),
+        "expected a start-up error; stdout: {stdout}"
+    );
     assert!(!stdout.contains("listening on"), "{stdout}");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::server::{root, start_up_error, Server};
+use crate::server::{Server, root, start_up_error};
 
 /// A copy of the example application in a temporary directory, with `edit`
 /// applied to its manifest; returns the directory.
@@ -10,7 +10,10 @@ fn app_with(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let wasm = root().join("target/functions/wasm32-wasip2/release/image_classify.wasm");
     std::fs::copy(&wasm, dir.path().join("classify.wasm")).unwrap();
-    copy_dir(&root().join("models/efficientnet-lite0-int8"), &dir.path().join("models/m"));
+    copy_dir(
+        &root().join("models/efficientnet-lite0-int8"),
+        &dir.path().join("models/m"),
+    );
     let manifest = r#"spin_manifest_version = 2
 [application]
 name = "t"
@@ -36,32 +39,75 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn error_for(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> String {
     let manifest = dir.path().join("spin.toml");
-    start_up_error(&["--manifest", manifest.to_str().unwrap(), "--backend", "tract"], env)
+    start_up_error(
+        &[
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--backend",
+            "tract",
+        ],
+        env,
+    )
 }
 
 #[test]
 fn the_fixture_itself_starts() {
     let dir = app_with(|m| m);
     let manifest = dir.path().join("spin.toml");
-    let server = Server::start(&["--manifest", manifest.to_str().unwrap(), "--backend", "tract"]);
+    let server = Server::start(&[
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--backend",
+        "tract",
+    ]);
     assert_eq!(server.get("/classify/m").status, 405);
 }
 
+/// A name, an edit of the manifest, and what the error must mention.
+type Case = (&'static str, fn(String) -> String, &'static [&'static str]);
+
 #[test]
 fn manifest_errors_name_the_file_the_key_and_the_problem() {
-    let cases: [(&str, fn(String) -> String, &[&str]); 6] = [
-        ("unknown key", |m| m.replace("ai_models", "ai_modles"), &["spin.toml", "ai_modles"]),
-        ("dangling route", |m| m.replace("component = \"classify\"", "component = \"nope\""), &["trigger.http[0].component", "nope"]),
-        ("missing source", |m| m.replace("classify.wasm", "gone.wasm"), &["component.classify.source", "gone.wasm"]),
-        ("unknown model", |m| m.replace("[\"m\"]", "[\"m\", \"ghost\"]"), &["component.classify.ai_models", "ghost"]),
-        ("bad route", |m| m.replace("/classify/...", "classify"), &["trigger.http[0].route", "must start with '/'"]),
-        ("not TOML", |m| m.replace("[application]", "[application"), &["spin.toml"]),
+    let cases: [Case; 6] = [
+        (
+            "unknown key",
+            |m| m.replace("ai_models", "ai_modles"),
+            &["spin.toml", "ai_modles"],
+        ),
+        (
+            "dangling route",
+            |m| m.replace("component = \"classify\"", "component = \"nope\""),
+            &["trigger.http[0].component", "nope"],
+        ),
+        (
+            "missing source",
+            |m| m.replace("classify.wasm", "gone.wasm"),
+            &["component.classify.source", "gone.wasm"],
+        ),
+        (
+            "unknown model",
+            |m| m.replace("[\"m\"]", "[\"m\", \"ghost\"]"),
+            &["component.classify.ai_models", "ghost"],
+        ),
+        (
+            "bad route",
+            |m| m.replace("/classify/...", "classify"),
+            &["trigger.http[0].route", "must start with '/'"],
+        ),
+        (
+            "not TOML",
+            |m| m.replace("[application]", "[application"),
+            &["spin.toml"],
+        ),
     ];
     for (case, edit, expected) in cases {
         let dir = app_with(edit);
         let stderr = error_for(&dir, &[]);
         for needle in expected {
-            assert!(stderr.contains(needle), "{case}: {needle:?} not in:\n{stderr}");
+            assert!(
+                stderr.contains(needle),
+                "{case}: {needle:?} not in:\n{stderr}"
+            );
         }
     }
 }
@@ -71,7 +117,10 @@ fn a_component_that_is_not_a_component_is_named() {
     let dir = app_with(|m| m);
     std::fs::write(dir.path().join("classify.wasm"), b"\0asm but not really").unwrap();
     let stderr = error_for(&dir, &[]);
-    assert!(stderr.contains("component classify") && stderr.contains("classify.wasm"), "{stderr}");
+    assert!(
+        stderr.contains("component classify") && stderr.contains("classify.wasm"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -80,9 +129,16 @@ fn model_errors_name_the_model_and_the_problem() {
     let dir = app_with(|m| m);
     let toml = dir.path().join("models/m/model.toml");
     let text = std::fs::read_to_string(&toml).unwrap();
-    std::fs::write(&toml, text.replace("name = \"logits\"", "name = \"probabilities\"")).unwrap();
+    std::fs::write(
+        &toml,
+        text.replace("name = \"logits\"", "name = \"probabilities\""),
+    )
+    .unwrap();
     let stderr = error_for(&dir, &[]);
-    assert!(stderr.contains("probabilities") && stderr.contains("logits"), "{stderr}");
+    assert!(
+        stderr.contains("probabilities") && stderr.contains("logits"),
+        "{stderr}"
+    );
 
     // A corrupt weights file.
     let dir = app_with(|m| m);
@@ -94,18 +150,32 @@ fn model_errors_name_the_model_and_the_problem() {
     let dir = app_with(|m| m);
     let manifest = dir.path().join("spin.toml");
     let stderr = start_up_error(
-        &["--manifest", manifest.to_str().unwrap(), "--backend", "onnxruntime"],
+        &[
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--backend",
+            "onnxruntime",
+        ],
         &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
     );
-    assert!(stderr.contains("onnxruntime") && stderr.contains("/nonexistent/libonnxruntime.so"), "{stderr}");
+    assert!(
+        stderr.contains("onnxruntime") && stderr.contains("/nonexistent/libonnxruntime.so"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn auto_falls_back_to_tract_without_onnxruntime() {
     let server = Server::start_with(&[], &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]);
     let log = server.log();
-    assert!(log.contains("using tract") && log.contains("backend=tract"), "{log}");
+    assert!(
+        log.contains("using tract") && log.contains("backend=tract"),
+        "{log}"
+    );
     assert!(!log.contains("backend=onnxruntime"), "{log}");
-    let reply = server.post("/classify/efficientnet-lite0-int8", &crate::server::photo("coffee.png"));
+    let reply = server.post(
+        "/classify/efficientnet-lite0-int8",
+        &crate::server::photo("coffee.png"),
+    );
     assert_eq!(reply.status, 200, "{}", reply.text);
 }

@@ -2,7 +2,7 @@
 //! one (hello-p3), side by side; a component loads only its `ai_models`.
 
 use crate::classify::check_predictions;
-use crate::server::{build_test_components, photo, root, Server};
+use crate::server::{Server, build_test_components, photo, root};
 
 fn two_worlds() -> Server {
     build_test_components();
@@ -46,8 +46,16 @@ fn a_component_cannot_load_a_model_outside_its_ai_models() {
     let message = server
         .post("/classify/efficientnet-lite0", &photo("coffee.png"))
         .assert_error(404);
-    assert!(message.contains("is available to this function"), "{message}");
-    assert_eq!(server.post("/classify/efficientnet-lite0-int8", &photo("coffee.png")).status, 200);
+    assert!(
+        message.contains("is available to this function"),
+        "{message}"
+    );
+    assert_eq!(
+        server
+            .post("/classify/efficientnet-lite0-int8", &photo("coffee.png"))
+            .status,
+        200
+    );
 }
 
 #[test]
@@ -56,7 +64,12 @@ fn spin_variables_come_from_the_environment() {
     let manifest = root().join("tests/fixtures/two-worlds.toml");
     let models = root().join("models");
     let server = Server::start_with(
-        &["--manifest", manifest.to_str().unwrap(), "--models", models.to_str().unwrap()],
+        &[
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--models",
+            models.to_str().unwrap(),
+        ],
         &[("SPIN_VARIABLE_DEFAULT_TOP_K", "7")],
     );
     let reply = server.post("/classify/efficientnet-lite0-int8", &photo("coffee.png"));

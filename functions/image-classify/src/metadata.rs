@@ -56,7 +56,9 @@ impl ModelMetadata {
         let dir = PathBuf::from(MODELS_DIR).join(model);
         let path = dir.join("model.toml");
         let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ApiError::not_found(format!("no model named {model:?}")),
+            std::io::ErrorKind::NotFound => {
+                ApiError::not_found(format!("no model named {model:?}"))
+            }
             _ => ApiError::internal(format!("cannot read {}: {e}", path.display())),
         })?;
         let parsed: ModelToml = toml::from_str(&text)
@@ -67,9 +69,10 @@ impl ModelMetadata {
             ))
         })?;
         let first = |list: Vec<TensorName>, what: &str| {
-            list.into_iter().next().map(|t| t.name).ok_or_else(|| {
-                ApiError::internal(format!("{} lists no {what}", path.display()))
-            })
+            list.into_iter()
+                .next()
+                .map(|t| t.name)
+                .ok_or_else(|| ApiError::internal(format!("{} lists no {what}", path.display())))
         };
         Ok(Self {
             input_name: first(parsed.inputs, "inputs")?,

@@ -41,7 +41,9 @@ pub fn infer(
         .into_iter()
         .find(|(name, _)| name == output_name)
         .ok_or_else(|| {
-            ApiError::internal(format!("the model returned no output named {output_name:?}"))
+            ApiError::internal(format!(
+                "the model returned no output named {output_name:?}"
+            ))
         })?;
     if output.ty() != TensorType::Fp32 {
         return Err(ApiError::internal(format!(
@@ -57,5 +59,9 @@ pub fn infer(
 }
 
 fn nn_error(doing: &str, e: &NnError) -> ApiError {
-    ApiError::internal(format!("wasi-nn failed {doing}: {:?}: {}", e.code(), e.data()))
+    ApiError::internal(format!(
+        "wasi-nn failed {doing}: {:?}: {}",
+        e.code(),
+        e.data()
+    ))
 }

@@ -150,6 +150,9 @@ mod tests {
     #[test]
     fn garbage_is_a_bad_request() {
         assert_eq!(decode(b"not an image").unwrap_err().status, 400);
-        assert_eq!(decode(&[0x89, b'P', b'N', b'G', 0, 0]).unwrap_err().status, 400);
+        assert_eq!(
+            decode(&[0x89, b'P', b'N', b'G', 0, 0]).unwrap_err().status,
+            400
+        );
     }
 }

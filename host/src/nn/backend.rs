@@ -16,7 +16,7 @@ use wasmtime_wasi_nn::{ExecutionContext, Graph, Tensor};
 
 use super::model_config::ModelConfig;
 use super::tensor::invalid;
-use super::{onnxruntime, tract, ModelError};
+use super::{ModelError, onnxruntime, tract};
 
 /// A backend that can run models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]

@@ -1,10 +1,11 @@
 //! wasi-nn for functions: the model repository, loaded once at start-up and
 //! shared by every request, and the backends that run the models.
 //!
-//! - [`model_config`]: `models/<name>/model.toml`.
-//! - [`backend`]: backend choice and the glue to `wasmtime-wasi-nn`.
-//! - [`onnxruntime`], [`tract`]: one file per backend; this is where a tensor meets a backend.
-//! - [`ModelRegistry`]: the loaded models; [`ComponentModels`]: the subset one component may load.
+//! - [`model_config`] reads `models/<name>/model.toml`.
+//! - [`backend`] chooses backends and glues them to `wasmtime-wasi-nn`.
+//! - [`onnxruntime`] and [`tract`], one file per backend, are where a tensor meets a backend.
+//! - [`ModelRegistry`] holds the loaded models; [`ComponentModels`] is the subset one
+//!   component may load.
 
 pub mod backend;
 pub mod model_config;

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::tensor::ElementType;
 use super::ModelError;
+use super::tensor::ElementType;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,7 +90,9 @@ impl ModelConfig {
             path: path.clone(),
             problem: e.to_string(),
         })?;
-        config.check().map_err(|problem| ModelError::Config { path, problem })?;
+        config
+            .check()
+            .map_err(|problem| ModelError::Config { path, problem })?;
         Ok(config)
     }
 

@@ -8,17 +8,17 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
 use ort::tensor::TensorElementType;
 use ort::value::{DynValue, Tensor as OrtTensor, ValueType};
-use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 use wasmtime_wasi_nn::Tensor;
+use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
-use super::backend::{run_blocking, BackendKind, Runner};
-use super::model_config::ModelConfig;
-use super::tensor::{checked_shape, invalid, tensor_from_values, values_from_bytes, ElementType};
 use super::ModelError;
+use super::backend::{BackendKind, Runner, run_blocking};
+use super::model_config::ModelConfig;
+use super::tensor::{ElementType, checked_shape, invalid, tensor_from_values, values_from_bytes};
 
 /// Where `host/scripts/fetch-onnxruntime.sh` installs the library.
 const RECORDED_LIBRARY: &str = concat!(
@@ -37,7 +37,12 @@ pub fn library() -> Result<&'static Path, String> {
             ort::init_from(path.display().to_string())
                 .with_name("wasi-infer")
                 .commit()
-                .map_err(|e| format!("cannot initialise ONNX Runtime from {}: {e}", path.display()))?;
+                .map_err(|e| {
+                    format!(
+                        "cannot initialise ONNX Runtime from {}: {e}",
+                        path.display()
+                    )
+                })?;
             Ok(path)
         })
         .as_deref()
@@ -57,12 +62,20 @@ fn locate() -> Result<PathBuf, String> {
     if recorded.is_file() {
         return Ok(recorded);
     }
-    Err("no ONNX Runtime library: set ORT_DYLIB_PATH, or run host/scripts/fetch-onnxruntime.sh".into())
+    Err(
+        "no ONNX Runtime library: set ORT_DYLIB_PATH, or run host/scripts/fetch-onnxruntime.sh"
+            .into(),
+    )
 }
 
 /// Opens the library and checks that it is an ONNX Runtime `ort` can use.
 fn check_library(path: &Path) -> Result<(), String> {
-    let fail = |what: String| format!("{} is not a usable ONNX Runtime library: {what}", path.display());
+    let fail = |what: String| {
+        format!(
+            "{} is not a usable ONNX Runtime library: {what}",
+            path.display()
+        )
+    };
     // SAFETY: loading runs the library's initialisers; this is the library the
     // user pointed us at, which `ort` would load all the same.
     let library = unsafe { libloading::Library::new(path) }.map_err(|e| fail(e.to_string()))?;
@@ -124,13 +137,25 @@ impl OnnxRuntimeModel {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        let session = sessions[0].lock().map_err(|_| fail("session poisoned".into()))?;
+        let session = sessions[0]
+            .lock()
+            .map_err(|_| fail("session poisoned".into()))?;
         let actual = |list: &mut dyn Iterator<Item = (&str, &ValueType)>| {
             list.map(|(name, ty)| (name.to_string(), element_type(ty)))
                 .collect::<Vec<_>>()
         };
-        let inputs = actual(&mut session.inputs.iter().map(|i| (i.name.as_str(), &i.input_type)));
-        let outputs = actual(&mut session.outputs.iter().map(|o| (o.name.as_str(), &o.output_type)));
+        let inputs = actual(
+            &mut session
+                .inputs
+                .iter()
+                .map(|i| (i.name.as_str(), &i.input_type)),
+        );
+        let outputs = actual(
+            &mut session
+                .outputs
+                .iter()
+                .map(|o| (o.name.as_str(), &o.output_type)),
+        );
         super::check_interface(&config.inputs, &inputs, "input").map_err(&fail)?;
         super::check_interface(&config.outputs, &outputs, "output").map_err(&fail)?;
         let input_names = inputs.into_iter().map(|(name, _)| name).collect();

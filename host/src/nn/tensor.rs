@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 use std::fmt;
+use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::BackendError;
 use wasmtime_wasi_nn::wit::TensorType;
-use wasmtime_wasi_nn::Tensor;
 
 // wasi-nn tensor data is little-endian; the casts below reinterpret it in place.
 #[cfg(not(target_endian = "little"))]
@@ -137,6 +137,9 @@ mod tests {
         let values = [1.5f32, -2.0, 3.25];
         let t = tensor_from_values(&[3], ElementType::F32, &values).unwrap();
         assert_eq!(values_from_bytes::<f32>(&t.data), values);
-        assert_eq!(ElementType::from_wasi(ElementType::I64.to_wasi()), ElementType::I64);
+        assert_eq!(
+            ElementType::from_wasi(ElementType::I64.to_wasi()),
+            ElementType::I64
+        );
     }
 }

@@ -10,13 +10,13 @@ use tract_onnx::prelude::{
     DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, TValue,
     Tensor as TractTensor, TypedSimplePlan,
 };
-use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 use wasmtime_wasi_nn::Tensor;
+use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
-use super::backend::{order_inputs, run_blocking, BackendKind, Runner};
-use super::model_config::ModelConfig;
-use super::tensor::{checked_shape, invalid, tensor_from_values, values_from_bytes, ElementType};
 use super::ModelError;
+use super::backend::{BackendKind, Runner, order_inputs, run_blocking};
+use super::model_config::ModelConfig;
+use super::tensor::{ElementType, checked_shape, invalid, tensor_from_values, values_from_bytes};
 
 pub struct TractModel {
     plan: Arc<TypedSimplePlan>,
@@ -43,7 +43,10 @@ impl TractModel {
         let mut input_names = Vec::new();
         let mut input_shapes = Vec::new();
         let mut actual_inputs = Vec::new();
-        let outlets = model.input_outlets().map_err(|e| fail(format!("{e:#}")))?.to_vec();
+        let outlets = model
+            .input_outlets()
+            .map_err(|e| fail(format!("{e:#}")))?
+            .to_vec();
         for (i, outlet) in outlets.iter().enumerate() {
             let name = model.node(outlet.node).name.clone();
             let spec = config
@@ -85,7 +88,11 @@ impl TractModel {
 
         let actual_outputs: Vec<(String, Option<ElementType>)> = output_names
             .iter()
-            .zip(plan.model().output_outlets().map_err(|e| fail(format!("{e:#}")))?)
+            .zip(
+                plan.model()
+                    .output_outlets()
+                    .map_err(|e| fail(format!("{e:#}")))?,
+            )
             .map(|(name, outlet)| {
                 let ty = plan
                     .model()
@@ -118,8 +125,8 @@ impl Runner for TractModel {
             .zip(&self.input_shapes)
             .map(|(t, expected)| to_value(&t.name, &t.tensor, expected))
             .collect::<Result<_, _>>()?;
-        let outputs = run_blocking(|| self.plan.run(values))
-            .map_err(|e| invalid(format!("tract: {e:#}")))?;
+        let outputs =
+            run_blocking(|| self.plan.run(values)).map_err(|e| invalid(format!("tract: {e:#}")))?;
         outputs
             .iter()
             .zip(&self.output_names)
@@ -209,4 +216,3 @@ fn from_value(name: &str, value: &TValue) -> Result<Tensor, BackendError> {
         ))),
     }
 }
-

@@ -14,14 +14,14 @@ use std::time::Instant;
 
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
     WorkerStatus,
 };
-use wasmtime_wasi_http::WasiHttpView;
 
-use super::state::{HostState, InstanceConfig};
 use super::Runtime;
+use super::state::{HostState, InstanceConfig};
 
 /// Which `wasi:http` world a component exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +59,9 @@ impl ComponentRuntime {
             match wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre.clone()) {
                 Ok(pre) => (ProxyPre::P3(pre), HttpWorld::P3),
                 Err(_) => (
-                    ProxyPre::P2(wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance_pre)?),
+                    ProxyPre::P2(wasmtime_wasi_http::p2::bindings::ProxyPre::new(
+                        instance_pre,
+                    )?),
                     HttpWorld::P2,
                 ),
             };

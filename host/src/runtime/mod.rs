@@ -8,7 +8,7 @@ pub mod state;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::variables::{bindings as spin_variables, ComponentVariables};
+use crate::variables::{ComponentVariables, bindings as spin_variables};
 pub use component::{ComponentRuntime, HttpWorld};
 pub use state::{HostState, InstanceConfig};
 

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 use wasmtime_wasi_nn::wit::WasiNnCtx;
@@ -41,7 +41,9 @@ impl HostState {
     pub fn new(config: &Arc<InstanceConfig>) -> wasmtime::Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
         // Guest output lands in the server's log; no network, no ambient files.
-        wasi.inherit_stdout().inherit_stderr().envs(&config.environment);
+        wasi.inherit_stdout()
+            .inherit_stderr()
+            .envs(&config.environment);
         for mount in &config.files {
             wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly)?;
         }

@@ -17,7 +17,9 @@ async fn handle(request: Request) -> impl IntoResponse {
         .map(str::to_string);
     let body = match request.into_body().bytes().await {
         Ok(body) => body,
-        Err(e) => return (StatusCode::BAD_REQUEST, format!("cannot read body: {e:?}")).into_response(),
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("cannot read body: {e:?}")).into_response();
+        }
     };
     let description = serde_json::json!({
         "world": "wasi:http@0.3",

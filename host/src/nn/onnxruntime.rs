@@ -18,7 +18,9 @@ use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 use super::ModelError;
 use super::backend::{BackendKind, Runner, run_blocking};
 use super::model_config::ModelConfig;
-use super::tensor::{ElementType, checked_shape, invalid, tensor_from_values, values_from_bytes};
+use super::tensor::{
+    ElementType, checked_shape, invalid, tensor_from_values, values_from_bytes, with_element_type,
+};
 
 /// Where `host/scripts/fetch-onnxruntime.sh` installs the library.
 const RECORDED_LIBRARY: &str = concat!(
@@ -239,16 +241,10 @@ fn to_value(name: &str, tensor: &Tensor) -> Result<DynValue, BackendError> {
             .map(|t| t.into_dyn())
             .map_err(|e| invalid(format!("ONNX Runtime: {e}")))
     }
-    match ElementType::from_wasi(tensor.ty) {
-        ElementType::F32 => make::<f32>(shape, &tensor.data),
-        ElementType::F64 => make::<f64>(shape, &tensor.data),
-        ElementType::U8 => make::<u8>(shape, &tensor.data),
-        ElementType::I32 => make::<i32>(shape, &tensor.data),
-        ElementType::I64 => make::<i64>(shape, &tensor.data),
-        other => Err(invalid(format!(
-            "input {name:?}: {other} tensors are not supported by the onnxruntime backend yet"
-        ))),
-    }
+    let ty = ElementType::from_wasi(tensor.ty);
+    with_element_type!(ty, T => make::<T>(shape, &tensor.data), _ => Err(invalid(format!(
+        "input {name:?}: {ty} tensors are not supported by the onnxruntime backend yet"
+    ))))
 }
 
 fn from_value(name: &str, value: &ort::value::ValueRef<'_>) -> Result<Tensor, BackendError> {
@@ -262,15 +258,12 @@ fn from_value(name: &str, value: &ort::value::ValueRef<'_>) -> Result<Tensor, Ba
         let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
         tensor_from_values(&dims, ty, data)
     }
-    match element_type(value.dtype()) {
-        Some(ElementType::F32) => take::<f32>(value, ElementType::F32),
-        Some(ElementType::F64) => take::<f64>(value, ElementType::F64),
-        Some(ElementType::U8) => take::<u8>(value, ElementType::U8),
-        Some(ElementType::I32) => take::<i32>(value, ElementType::I32),
-        Some(ElementType::I64) => take::<i64>(value, ElementType::I64),
-        _ => Err(invalid(format!(
+    let unsupported = || {
+        invalid(format!(
             "output {name:?} has type {:?}, which the onnxruntime backend cannot return yet",
             value.dtype()
-        ))),
-    }
+        ))
+    };
+    let ty = element_type(value.dtype()).ok_or_else(unsupported)?;
+    with_element_type!(ty, T => take::<T>(value, ty), _ => Err(unsupported()))
 }

@@ -73,6 +73,38 @@ impl fmt::Display for ElementType {
     }
 }
 
+/// Evaluates `$body` with the type alias `$T` bound to the Rust element type of
+/// `$ty`, for the element types the backends exchange as plain values;
+/// `$otherwise` for the others. One place to list them for every backend.
+macro_rules! with_element_type {
+    ($ty:expr, $T:ident => $body:expr, _ => $otherwise:expr) => {
+        match $ty {
+            $crate::nn::tensor::ElementType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::nn::tensor::ElementType::F64 => {
+                type $T = f64;
+                $body
+            }
+            $crate::nn::tensor::ElementType::U8 => {
+                type $T = u8;
+                $body
+            }
+            $crate::nn::tensor::ElementType::I32 => {
+                type $T = i32;
+                $body
+            }
+            $crate::nn::tensor::ElementType::I64 => {
+                type $T = i64;
+                $body
+            }
+            _ => $otherwise,
+        }
+    };
+}
+pub(crate) use with_element_type;
+
 /// A guest error in a tensor: wasi-nn reports it, the host carries on.
 pub fn invalid(message: impl fmt::Display) -> BackendError {
     BackendError::BackendAccess(wasmtime::format_err!("{message}"))

@@ -16,7 +16,9 @@ use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 use super::ModelError;
 use super::backend::{BackendKind, Runner, order_inputs, run_blocking};
 use super::model_config::ModelConfig;
-use super::tensor::{ElementType, checked_shape, invalid, tensor_from_values, values_from_bytes};
+use super::tensor::{
+    ElementType, checked_shape, invalid, tensor_from_values, values_from_bytes, with_element_type,
+};
 
 pub struct TractModel {
     plan: Arc<TypedSimplePlan>,
@@ -178,18 +180,10 @@ fn to_value(name: &str, tensor: &Tensor, expected: &[usize]) -> Result<TValue, B
         TractTensor::from_shape(dims, &values_from_bytes::<T>(bytes))
             .map_err(|e| invalid(format!("tract: {e:#}")))
     }
-    let tensor = match ElementType::from_wasi(tensor.ty) {
-        ElementType::F32 => make::<f32>(&dims, &tensor.data)?,
-        ElementType::F64 => make::<f64>(&dims, &tensor.data)?,
-        ElementType::U8 => make::<u8>(&dims, &tensor.data)?,
-        ElementType::I32 => make::<i32>(&dims, &tensor.data)?,
-        ElementType::I64 => make::<i64>(&dims, &tensor.data)?,
-        other => {
-            return Err(invalid(format!(
-                "input {name:?}: {other} tensors are not supported by the tract backend yet"
-            )));
-        }
-    };
+    let ty = ElementType::from_wasi(tensor.ty);
+    let tensor = with_element_type!(ty, T => make::<T>(&dims, &tensor.data), _ => Err(invalid(format!(
+        "input {name:?}: {ty} tensors are not supported by the tract backend yet"
+    ))))?;
     Ok(tensor.into())
 }
 
@@ -204,15 +198,12 @@ fn from_value(name: &str, value: &TValue) -> Result<Tensor, BackendError> {
             .map_err(|e| invalid(format!("tract: {e:#}")))?;
         tensor_from_values(value.shape(), ty, data)
     }
-    match element_type(value.datum_type()) {
-        Some(ElementType::F32) => take::<f32>(value, ElementType::F32),
-        Some(ElementType::F64) => take::<f64>(value, ElementType::F64),
-        Some(ElementType::U8) => take::<u8>(value, ElementType::U8),
-        Some(ElementType::I32) => take::<i32>(value, ElementType::I32),
-        Some(ElementType::I64) => take::<i64>(value, ElementType::I64),
-        _ => Err(invalid(format!(
+    let unsupported = || {
+        invalid(format!(
             "output {name:?} is {:?}, which the tract backend cannot return yet",
             value.datum_type()
-        ))),
-    }
+        ))
+    };
+    let ty = element_type(value.datum_type()).ok_or_else(unsupported)?;
+    with_element_type!(ty, T => take::<T>(value, ty), _ => Err(unsupported()))
 }

@@ -167,13 +167,24 @@ impl App {
         match component.handle(request).await {
             Ok(response) => response,
             Err(error) => {
+                let message = failure_message(&component.id, &error);
                 tracing::warn!(component = %component.id, "request failed: {error:#}");
-                json_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("function {} failed: {error}", component.id),
-                )
+                json_error(StatusCode::INTERNAL_SERVER_ERROR, message)
             }
         }
+    }
+}
+
+/// What the client is told when a function fails. A trap's details (the panic
+/// message, the wasm backtrace) are logged when its instance is dropped; they
+/// do not always travel with the request's error, so the answer points there.
+fn failure_message(component: &str, error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => format!("function {component} failed: it trapped: {trap}"),
+        None => format!(
+            "function {component} failed before it answered (it trapped or gave no response; \
+             the server log has the details)"
+        ),
     }
 }
 

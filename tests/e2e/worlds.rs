@@ -1,5 +1,6 @@
 //! Both wasi:http worlds are served: a p2 component (image-classify) and a p3
-//! one (hello-p3), side by side; a component loads only its `ai_models`.
+//! one (hello-p3), side by side; a component loads only its `ai_models`; a
+//! function that traps fails alone.
 
 use crate::classify::check_predictions;
 use crate::server::{Server, build_test_components, photo, root};
@@ -74,4 +75,23 @@ fn spin_variables_come_from_the_environment() {
     );
     let reply = server.post("/classify/efficientnet-lite0-int8", &photo("coffee.png"));
     check_predictions(&reply.json(), "efficientnet-lite0-int8", 7);
+}
+
+#[test]
+fn a_panicking_function_gets_a_500_and_the_server_keeps_serving() {
+    let server = two_worlds();
+    for _ in 0..3 {
+        let message = server.post("/panic", b"").assert_error(500);
+        assert!(
+            message.contains("panic-p2") && message.contains("failed"),
+            "{message}"
+        );
+        let reply = server.post("/classify/efficientnet-lite0-int8", &photo("coffee.png"));
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    assert!(
+        server.log().contains("panic-p2 was asked for /panic"),
+        "{}",
+        server.log()
+    );
 }

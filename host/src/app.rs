@@ -96,8 +96,8 @@ impl App {
             resolve_application_variables(&manifest.variables, |name| std::env::var(name).ok())
                 .map_err(|problem| manifest.error("variables", problem))?;
 
-        let runtime = Runtime::new(options.limits.clone())
-            .map_err(|e| AppError::Runtime(format!("{e:#}")))?;
+        let runtime =
+            Runtime::new(&options.limits).map_err(|e| AppError::Runtime(format!("{e:#}")))?;
         let mut components = Vec::new();
         for spec in manifest.components.values() {
             let started = Instant::now();
@@ -114,7 +114,6 @@ impl App {
                 environment: spec.environment.clone().into_iter().collect(),
                 variables: render_component_variables(&spec.variables, &values),
                 models: models.for_component(&spec.ai_models),
-                max_memory_bytes: options.limits.max_memory_bytes,
             };
             let runtime_component = ComponentRuntime::new(&runtime, &component, config)
                 .map_err(|e| fail(format!("cannot be served: {e:#}")))?;

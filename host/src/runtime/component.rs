@@ -97,8 +97,8 @@ impl HandlerState for Instantiator {
     type WorkerState = OneRequest;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, NoExpiry, OneRequest>> {
+        // Memory is bounded by the pool's slot size (RuntimeLimits::max_memory_bytes).
         let mut store = Store::new(&self.engine, HostState::new(&self.config)?);
-        store.limiter(|state| &mut state.limits);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         Ok(Instance {
             store,

@@ -34,11 +34,10 @@ impl Default for RuntimeLimits {
 pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<HostState>,
-    pub limits: RuntimeLimits,
 }
 
 impl Runtime {
-    pub fn new(limits: RuntimeLimits) -> wasmtime::Result<Self> {
+    pub fn new(limits: &RuntimeLimits) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         // wasi:http@0.3 handlers are async component functions.
@@ -69,10 +68,6 @@ impl Runtime {
             &mut linker,
             |s: &mut HostState| &mut s.variables,
         )?;
-        Ok(Self {
-            engine,
-            linker,
-            limits,
-        })
+        Ok(Self { engine, linker })
     }
 }

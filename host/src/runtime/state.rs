@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -23,8 +22,6 @@ pub struct InstanceConfig {
     pub environment: Vec<(String, String)>,
     pub variables: ComponentVariables,
     pub models: ComponentModels,
-    /// Linear-memory and table limits for one instance.
-    pub max_memory_bytes: usize,
 }
 
 pub struct HostState {
@@ -34,7 +31,6 @@ pub struct HostState {
     http_hooks: OutboundDenied,
     pub(crate) nn: WasiNnCtx,
     pub(crate) variables: ComponentVariables,
-    pub(crate) limits: StoreLimits,
 }
 
 impl HostState {
@@ -56,10 +52,6 @@ impl HostState {
             http_hooks: OutboundDenied,
             nn,
             variables: config.variables.clone(),
-            limits: wasmtime::StoreLimitsBuilder::new()
-                .memory_size(config.max_memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
         })
     }
 

@@ -76,6 +76,11 @@ impl App {
             .clone()
             .unwrap_or_else(|| manifest.base_dir.join("models"));
 
+        // Cheap checks first: a missing variable should not wait for the models.
+        let values =
+            resolve_application_variables(&manifest.variables, |name| std::env::var(name).ok())
+                .map_err(|problem| manifest.error("variables", problem))?;
+
         let mut wanted = BTreeSet::new();
         for component in manifest.components.values() {
             for name in &component.ai_models {
@@ -91,10 +96,6 @@ impl App {
             }
         }
         let models = ModelRegistry::load(&models_dir, wanted, options.backend)?;
-
-        let values =
-            resolve_application_variables(&manifest.variables, |name| std::env::var(name).ok())
-                .map_err(|problem| manifest.error("variables", problem))?;
 
         let runtime =
             Runtime::new(&options.limits).map_err(|e| AppError::Runtime(format!("{e:#}")))?;

@@ -6,18 +6,21 @@ set -euo pipefail
 
 # The version `ort = "=2.0.0-rc.10"` is built against.
 VERSION="${ONNXRUNTIME_VERSION:-1.22.1}"
+# `onnxruntime-gpu` adds the CUDA execution provider (it needs CUDA and cuDNN
+# on the machine); `device = "gpu"` in a model's [onnxruntime] uses it.
+PACKAGE="${ONNXRUNTIME_PACKAGE:-onnxruntime}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 dest="$root/.deps/onnxruntime"
 
-if [ -f "$dest/libonnxruntime.so" ] && [ "$(cat "$dest/VERSION" 2>/dev/null)" = "$VERSION" ]; then
-    echo "onnxruntime $VERSION already in $dest"
+if [ -f "$dest/libonnxruntime.so" ] && [ "$(cat "$dest/VERSION" 2>/dev/null)" = "$PACKAGE $VERSION" ]; then
+    echo "$PACKAGE $VERSION already in $dest"
     exit 0
 fi
 
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "onnxruntime==$VERSION"
-wheel="$(ls "$tmp"/onnxruntime-*.whl)"
+python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "$PACKAGE==$VERSION"
+wheel="$(ls "$tmp"/*.whl)"
 python3 - "$wheel" "$tmp/x" <<'PY'
 import sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as z:
@@ -27,9 +30,10 @@ with zipfile.ZipFile(sys.argv[1]) as z:
 PY
 rm -rf "$dest"
 mkdir -p "$dest"
+# The runtime, and the execution providers' libraries where the wheel has them.
+cp "$tmp"/x/onnxruntime/capi/libonnxruntime* "$dest/"
 lib="$(ls "$tmp"/x/onnxruntime/capi/libonnxruntime.so.* | head -n 1)"
-cp "$lib" "$dest/"
 ln -sf "$(basename "$lib")" "$dest/libonnxruntime.so.1"
 ln -sf "$(basename "$lib")" "$dest/libonnxruntime.so"
-echo "$VERSION" > "$dest/VERSION"
-echo "onnxruntime $VERSION installed in $dest"
+echo "$PACKAGE $VERSION" > "$dest/VERSION"
+echo "$PACKAGE $VERSION installed in $dest"

@@ -14,24 +14,51 @@ use wasmtime_wasi_nn::backend::{
 };
 use wasmtime_wasi_nn::{ExecutionContext, Graph, Tensor};
 
-use super::model_config::ModelConfig;
-use super::tensor::invalid;
-use super::{ModelError, onnxruntime, tract};
+use super::interface::{DataType, ModelInterface, format_shape};
+use super::model_config::{ModelConfig, ModelFormat};
+use super::tensor::{ElementType, checked_shape, invalid};
+use super::{ModelError, onnxruntime, openvino, tract};
 
 /// A backend that can run models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
 pub enum BackendKind {
     /// ONNX Runtime, the native library (`ORT_DYLIB_PATH` or `.deps/onnxruntime`).
     #[value(name = "onnxruntime")]
     OnnxRuntime,
+    /// OpenVINO, the native library (`OPENVINO_INSTALL_DIR`, `LD_LIBRARY_PATH` or `.deps/openvino`).
+    #[value(name = "openvino")]
+    OpenVino,
     /// tract, pure Rust and always available.
     Tract,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 3] = [
+        BackendKind::OnnxRuntime,
+        BackendKind::OpenVino,
+        BackendKind::Tract,
+    ];
+
+    /// Whether the backend's native library is there (or why not).
+    pub fn availability(self) -> Result<(), String> {
+        match self {
+            BackendKind::OnnxRuntime => onnxruntime::library().map(drop),
+            BackendKind::OpenVino => openvino::library().map(drop),
+            BackendKind::Tract => Ok(()),
+        }
+    }
+
+    /// Whether the backend reads models of this format.
+    pub fn reads(self, format: ModelFormat) -> bool {
+        format == ModelFormat::Onnx || self == BackendKind::OpenVino
+    }
 }
 
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             BackendKind::OnnxRuntime => "onnxruntime",
+            BackendKind::OpenVino => "openvino",
             BackendKind::Tract => "tract",
         })
     }
@@ -39,22 +66,50 @@ impl fmt::Display for BackendKind {
 
 /// A model loaded by a backend: runs named inputs to named outputs.
 pub trait Runner: Send + Sync + 'static {
-    /// The model's input names, in the model's order.
-    fn input_names(&self) -> &[String];
-    /// Runs the model. Every input must be given once, by name; all outputs are returned.
+    /// The model's inputs and outputs, as the model states them.
+    fn interface(&self) -> &ModelInterface;
+    /// Runs the model. Every input must be given once, by name; all outputs are
+    /// returned, in the model's order.
     fn run(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, BackendError>;
 }
 
-/// Loads the model in `dir` with `kind`.
+/// Loads the model in `dir` with `kind`, and checks its interface against `model.toml`.
 pub fn load(
     kind: BackendKind,
+    name: &str,
     dir: &Path,
     config: &ModelConfig,
 ) -> Result<Arc<dyn Runner>, ModelError> {
-    Ok(match kind {
-        BackendKind::OnnxRuntime => Arc::new(onnxruntime::OnnxRuntimeModel::load(dir, config)?),
-        BackendKind::Tract => Arc::new(tract::TractModel::load(dir, config)?),
-    })
+    let fail = |message: String| ModelError::Backend {
+        model: name.to_string(),
+        backend: kind,
+        message,
+    };
+    if !kind.reads(config.format) {
+        return Err(fail(format!(
+            "cannot read format {:?}; only openvino reads OpenVINO IR",
+            config.format.to_string()
+        )));
+    }
+    let runner: Arc<dyn Runner> = match kind {
+        BackendKind::OnnxRuntime => {
+            Arc::new(onnxruntime::OnnxRuntimeModel::load(name, dir, config).map_err(fail)?)
+        }
+        BackendKind::OpenVino => {
+            Arc::new(openvino::OpenVinoModel::load(name, dir, config).map_err(fail)?)
+        }
+        BackendKind::Tract => Arc::new(tract::TractModel::load(dir, config).map_err(fail)?),
+    };
+    runner
+        .interface()
+        .check(&config.inputs, &config.outputs)
+        .map_err(fail)?;
+    Ok(runner)
+}
+
+/// The names of a model's inputs, in the model's order.
+pub fn input_names(interface: &ModelInterface) -> Vec<String> {
+    interface.inputs.iter().map(|t| t.name.clone()).collect()
 }
 
 /// The wasi-nn graph of a loaded model.
@@ -90,9 +145,10 @@ impl Context {
             Id::Name(name) => Ok(name),
             Id::Index(i) => self
                 .runner
-                .input_names()
+                .interface()
+                .inputs
                 .get(i as usize)
-                .cloned()
+                .map(|t| t.name.clone())
                 .ok_or_else(|| invalid(format!("the model has no input #{i}"))),
         }
     }
@@ -146,28 +202,69 @@ pub fn run_blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// A guest's input, checked against the model: its dimensions as `usize`.
+pub struct CheckedInput {
+    pub name: String,
+    pub tensor: Tensor,
+    pub dims: Vec<usize>,
+}
+
 /// Checks that the guest named each of the model's inputs exactly once and
-/// nothing else, and returns them in the model's order.
+/// nothing else, each with the model's element type, a shape the model takes
+/// and as many bytes as that shape needs; returns them in the model's order.
 pub fn order_inputs(
-    expected: &[String],
+    interface: &ModelInterface,
     mut given: Vec<NamedTensor>,
-) -> Result<Vec<NamedTensor>, BackendError> {
-    if let Some(extra) = given.iter().find(|t| !expected.contains(&t.name)) {
+) -> Result<Vec<CheckedInput>, BackendError> {
+    let expected = &interface.inputs;
+    if let Some(extra) = given
+        .iter()
+        .find(|t| !expected.iter().any(|e| e.name == t.name))
+    {
         return Err(invalid(format!(
-            "the model has no input named {:?}; its inputs are {expected:?}",
-            extra.name
+            "the model has no input named {:?}; its inputs are {:?}",
+            extra.name,
+            input_names(interface)
         )));
     }
     let mut ordered = Vec::with_capacity(expected.len());
-    for name in expected {
+    for info in expected {
+        let name = &info.name;
         let position = given
             .iter()
             .position(|t| &t.name == name)
             .ok_or_else(|| invalid(format!("input {name:?} is missing")))?;
-        ordered.push(given.swap_remove(position));
-        if given.iter().any(|t| &t.name == name) {
+        let NamedTensor { name, tensor } = given.swap_remove(position);
+        if given.iter().any(|t| t.name == name) {
             return Err(invalid(format!("input {name:?} is given twice")));
         }
+        let ty = ElementType::from_wasi(tensor.ty);
+        if info.ty != DataType::Known(ty) {
+            return Err(invalid(format!(
+                "input {name:?} is {ty}, but the model takes {}",
+                info.ty
+            )));
+        }
+        let dims = checked_shape(&name, &tensor)?;
+        if let Some(shape) = &info.shape {
+            let fits = dims.len() == shape.len()
+                && dims
+                    .iter()
+                    .zip(shape)
+                    .all(|(&d, &want)| want < 0 || d as i64 == want);
+            if !fits {
+                return Err(invalid(format!(
+                    "input {name:?} has shape {dims:?}, but the model takes {}",
+                    format_shape(shape)
+                )));
+            }
+        }
+        if dims.contains(&0) {
+            return Err(invalid(format!(
+                "input {name:?} has an empty dimension: {dims:?}"
+            )));
+        }
+        ordered.push(CheckedInput { name, tensor, dims });
     }
     Ok(ordered)
 }

@@ -2,14 +2,19 @@
 //! shared by every request, and the backends that run the models.
 //!
 //! - [`model_config`] reads `models/<name>/model.toml`.
-//! - [`backend`] chooses backends and glues them to `wasmtime-wasi-nn`.
-//! - [`onnxruntime`] and [`tract`], one file per backend, are where a tensor meets a backend.
-//! - [`ModelRegistry`] holds the loaded models; [`ComponentModels`] is the subset one
-//!   component may load.
+//! - [`backend`] glues backends to `wasmtime-wasi-nn`; [`interface`] is what a
+//!   model says its inputs and outputs are.
+//! - [`onnxruntime`], [`openvino`] and [`tract`], one file per backend, are where a
+//!   tensor meets a backend.
+//! - [`ModelRegistry`] loads the models and picks their backends; [`ComponentModels`]
+//!   is the subset one component may load.
 
 pub mod backend;
+pub mod interface;
 pub mod model_config;
 pub mod onnxruntime;
+pub mod openvino;
+mod pool;
 pub mod tensor;
 pub mod tract;
 
@@ -18,11 +23,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wasmtime_wasi_nn::backend::NamedTensor;
 use wasmtime_wasi_nn::{Graph, GraphRegistry};
 
-pub use backend::BackendKind;
-use model_config::{BackendChoice, ModelConfig, TensorSpec};
-use tensor::ElementType;
+pub use backend::{BackendKind, Runner};
+pub use interface::ModelInterface;
+use model_config::{BackendChoice, ModelConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -54,7 +60,40 @@ pub struct LoadedModel {
     pub config: ModelConfig,
     pub backend: BackendKind,
     pub load_time: Duration,
+    runner: Arc<dyn Runner>,
     graph: Graph,
+}
+
+impl LoadedModel {
+    /// Loads the model in `dir` (named `name`) on the backend `force`, or the
+    /// one its `model.toml` asks for.
+    pub fn load(name: &str, dir: &Path, force: Option<BackendKind>) -> Result<Self, ModelError> {
+        let started = Instant::now();
+        let config = ModelConfig::load(dir)?;
+        let (backend, runner) = select_backend(name, dir, &config, force)?;
+        Ok(LoadedModel {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            config,
+            backend,
+            load_time: started.elapsed(),
+            graph: backend::graph(runner.clone()),
+            runner,
+        })
+    }
+
+    /// The model's inputs and outputs, as the model itself states them.
+    pub fn interface(&self) -> &ModelInterface {
+        self.runner.interface()
+    }
+
+    /// Runs the model in-process (benchmarks, tools); functions go through wasi-nn.
+    pub fn run(
+        &self,
+        inputs: Vec<NamedTensor>,
+    ) -> Result<Vec<NamedTensor>, wasmtime_wasi_nn::backend::BackendError> {
+        self.runner.run(inputs)
+    }
 }
 
 /// Every model of a repository directory (`models/<name>/model.toml`), loaded.
@@ -76,22 +115,10 @@ impl ModelRegistry {
             if models.contains_key(name) {
                 continue;
             }
-            let model_dir = dir.join(name);
-            let started = Instant::now();
-            let config = ModelConfig::load(&model_dir)?;
-            let backend = choose_backend(name, config.backend, force)?;
-            let runner = backend::load(backend, &model_dir, &config)?;
-            let model = LoadedModel {
-                name: name.to_string(),
-                dir: model_dir,
-                config,
-                backend,
-                load_time: started.elapsed(),
-                graph: backend::graph(runner),
-            };
+            let model = LoadedModel::load(name, &dir.join(name), force)?;
             tracing::info!(
                 model = name,
-                %backend,
+                backend = %model.backend,
                 load_ms = model.load_time.as_millis() as u64,
                 "model loaded"
             );
@@ -120,67 +147,128 @@ impl ModelRegistry {
     }
 }
 
-fn choose_backend(
-    model: &str,
-    asked: BackendChoice,
+/// Loads a model on the backend forced or asked for; for `auto`, on every
+/// backend available that reads its format, keeping the fastest.
+fn select_backend(
+    name: &str,
+    dir: &Path,
+    config: &ModelConfig,
     force: Option<BackendKind>,
-) -> Result<BackendKind, ModelError> {
-    let wanted = match (force, asked) {
+) -> Result<(BackendKind, Arc<dyn Runner>), ModelError> {
+    let wanted = match (force, config.backend) {
         (Some(kind), _) => kind,
         (None, BackendChoice::Onnxruntime) => BackendKind::OnnxRuntime,
+        (None, BackendChoice::Openvino) => BackendKind::OpenVino,
         (None, BackendChoice::Tract) => BackendKind::Tract,
-        (None, BackendChoice::Auto) => {
-            return Ok(match onnxruntime::library() {
-                Ok(_) => BackendKind::OnnxRuntime,
-                Err(reason) => {
-                    tracing::info!(model, %reason, "ONNX Runtime not available, using tract");
-                    BackendKind::Tract
-                }
-            });
-        }
+        (None, BackendChoice::Auto) => return race(name, dir, config),
     };
-    if wanted == BackendKind::OnnxRuntime {
-        onnxruntime::library().map_err(|reason| ModelError::Unavailable {
-            model: model.to_string(),
+    wanted
+        .availability()
+        .map_err(|reason| ModelError::Unavailable {
+            model: name.to_string(),
             backend: wanted,
             reason,
         })?;
-    }
-    Ok(wanted)
+    Ok((wanted, backend::load(wanted, name, dir, config)?))
 }
 
-/// Checks a model's actual inputs or outputs against what `model.toml` declares.
-fn check_interface(
-    declared: &[TensorSpec],
-    actual: &[(String, Option<ElementType>)],
-    what: &str,
-) -> Result<(), String> {
-    for spec in declared {
-        match actual.iter().find(|(name, _)| *name == spec.name) {
-            None => {
-                let names: Vec<&str> = actual.iter().map(|(n, _)| n.as_str()).collect();
-                return Err(format!(
-                    "model.toml declares {what} {:?}, but the model's {what}s are {names:?}",
-                    spec.name
-                ));
+/// `backend = "auto"`: times the model on each candidate backend and keeps the fastest.
+fn race(
+    name: &str,
+    dir: &Path,
+    config: &ModelConfig,
+) -> Result<(BackendKind, Arc<dyn Runner>), ModelError> {
+    let mut candidates = Vec::new();
+    let mut last_error = None;
+    for kind in BackendKind::ALL
+        .into_iter()
+        .filter(|k| k.reads(config.format))
+    {
+        if let Err(reason) = kind.availability() {
+            tracing::info!(model = name, backend = %kind, %reason, "backend not available");
+            continue;
+        }
+        match backend::load(kind, name, dir, config) {
+            Ok(runner) => candidates.push((kind, runner)),
+            Err(e) => {
+                tracing::warn!(model = name, error = %e, "backend cannot run this model");
+                last_error = Some(e);
             }
-            Some((_, Some(ty))) if *ty != spec.ty => {
-                return Err(format!(
-                    "model.toml declares {what} {:?} as {}, but the model has {ty}",
-                    spec.name, spec.ty
-                ));
-            }
-            _ => {}
         }
     }
-    if declared.len() != actual.len() {
-        return Err(format!(
-            "model.toml declares {} {what}s, but the model has {}",
-            declared.len(),
-            actual.len()
-        ));
+    if candidates.len() > 1 {
+        let inputs = race_inputs(config);
+        let mut timed: Vec<(Duration, BackendKind, Arc<dyn Runner>)> = candidates
+            .into_iter()
+            .filter_map(|(kind, runner)| {
+                let time = time_inference(runner.as_ref(), &inputs)
+                    .inspect_err(|e| {
+                        tracing::warn!(model = name, backend = %kind, error = %e, "trial inference failed")
+                    })
+                    .ok()?;
+                Some((time, kind, runner))
+            })
+            .collect();
+        timed.sort_by_key(|(time, kind, _)| (*time, *kind));
+        let times: Vec<String> = timed
+            .iter()
+            .map(|(time, kind, _)| format!("{kind} {:.2} ms", time.as_secs_f64() * 1e3))
+            .collect();
+        if let Some((_, kind, runner)) = timed.into_iter().next() {
+            tracing::info!(model = name, backend = %kind, trials = %times.join(", "), "auto: fastest backend chosen");
+            return Ok((kind, runner));
+        }
+    } else if let Some((kind, runner)) = candidates.pop() {
+        tracing::info!(model = name, backend = %kind, "auto: the only backend available for this model");
+        return Ok((kind, runner));
     }
-    Ok(())
+    Err(last_error.unwrap_or_else(|| ModelError::Unavailable {
+        model: name.to_string(),
+        backend: BackendKind::Tract,
+        reason: "no backend can run this model".into(),
+    }))
+}
+
+/// Zero-filled inputs of the declared shapes for a trial run (dynamic
+/// dimensions: a batch of 1, 16 elsewhere).
+fn race_inputs(config: &ModelConfig) -> Vec<NamedTensor> {
+    config
+        .inputs
+        .iter()
+        .map(|spec| {
+            let dims: Vec<u32> = spec
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| match u32::try_from(d) {
+                    Ok(d) => d,
+                    Err(_) if i == 0 => 1,
+                    Err(_) => 16,
+                })
+                .collect();
+            let len = dims.iter().map(|&d| d as usize).product::<usize>() * spec.ty.size();
+            NamedTensor {
+                name: spec.name.clone(),
+                tensor: wasmtime_wasi_nn::Tensor::new(dims, spec.ty.to_wasi(), vec![0; len]),
+            }
+        })
+        .collect()
+}
+
+/// The best of a few runs, after one to warm up.
+fn time_inference(runner: &dyn Runner, inputs: &[NamedTensor]) -> Result<Duration, String> {
+    const RUNS: usize = 3;
+    let mut best = Duration::MAX;
+    for run in 0..=RUNS {
+        let started = Instant::now();
+        runner
+            .run(tensor::copy_named(inputs))
+            .map_err(|e| e.to_string())?;
+        if run > 0 {
+            best = best.min(started.elapsed());
+        }
+    }
+    Ok(best)
 }
 
 /// The wasi-nn registry one component sees: only the models in its

@@ -27,12 +27,126 @@ pub struct ModelConfig {
     /// How a function prepares its input; opaque to the host.
     #[serde(default)]
     pub preprocess: Option<toml::Table>,
+    /// Settings for the ONNX Runtime backend.
+    #[serde(default)]
+    pub onnxruntime: OnnxRuntimeSettings,
+    /// Settings for the OpenVINO backend.
+    #[serde(default)]
+    pub openvino: OpenVinoSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelFormat {
+    /// An ONNX file (`.onnx`): every backend reads it.
     Onnx,
+    /// OpenVINO IR (`model.xml`, with the weights in `model.bin` beside it):
+    /// only the OpenVINO backend reads it.
+    Openvino,
+}
+
+impl fmt::Display for ModelFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ModelFormat::Onnx => "onnx",
+            ModelFormat::Openvino => "openvino",
+        })
+    }
+}
+
+/// `[onnxruntime]`: how ONNX Runtime runs the model.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxRuntimeSettings {
+    /// Graph optimisation level (default `all`).
+    #[serde(default)]
+    pub optimization: OptimizationLevel,
+    /// Threads inside one operator, per session (default 1: parallel requests
+    /// on separate sessions beat one session with more threads on few cores).
+    pub intra_threads: Option<usize>,
+    /// Sessions that run requests in parallel (default: one per core).
+    pub sessions: Option<usize>,
+    /// Where to run: `cpu` (default) or `gpu` (the CUDA execution provider).
+    #[serde(default)]
+    pub device: OrtDevice,
+    /// With `device = "gpu"`: run on the CPU when the library has no CUDA
+    /// (and say so in the log) instead of refusing to start.
+    #[serde(default)]
+    pub cpu_fallback: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizationLevel {
+    Disable,
+    Basic,
+    Extended,
+    #[default]
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrtDevice {
+    #[default]
+    Cpu,
+    Gpu,
+}
+
+/// `[openvino]`: how OpenVINO runs the model.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenVinoSettings {
+    /// A file for OpenVINO only (e.g. an IR `model.xml` beside the ONNX file
+    /// the other backends read), relative to the model's directory.
+    pub file: Option<PathBuf>,
+    /// An OpenVINO device name: `CPU` (default), `GPU`, `AUTO`, `AUTO:GPU,CPU`, ...
+    #[serde(default = "default_openvino_device")]
+    pub device: String,
+    /// Inference precision (default `f32`, so results match the other
+    /// backends; OpenVINO would otherwise pick bf16 on CPUs that have it).
+    #[serde(default)]
+    pub precision: Precision,
+    /// Parallel streams (default: one per core), each serving one request.
+    pub streams: Option<usize>,
+    /// Inference threads in all (default: OpenVINO's choice).
+    pub threads: Option<usize>,
+}
+
+impl Default for OpenVinoSettings {
+    fn default() -> Self {
+        Self {
+            file: None,
+            device: default_openvino_device(),
+            precision: Precision::default(),
+            streams: None,
+            threads: None,
+        }
+    }
+}
+
+fn default_openvino_device() -> String {
+    "CPU".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Precision {
+    /// The value of OpenVINO's `INFERENCE_PRECISION_HINT`.
+    pub fn openvino_name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+        }
+    }
 }
 
 /// The backend a model asks for.
@@ -43,6 +157,7 @@ pub enum BackendChoice {
     #[default]
     Auto,
     Onnxruntime,
+    Openvino,
     Tract,
 }
 
@@ -100,6 +215,23 @@ impl ModelConfig {
         if self.inputs.is_empty() || self.outputs.is_empty() {
             return Err("a model needs at least one [[inputs]] and one [[outputs]]".into());
         }
+        if self.format == ModelFormat::Openvino
+            && matches!(
+                self.backend,
+                BackendChoice::Onnxruntime | BackendChoice::Tract
+            )
+        {
+            return Err(format!(
+                "format \"openvino\" (IR) runs on the openvino backend only, not {:?}",
+                self.backend
+            ));
+        }
+        if self.onnxruntime.sessions == Some(0) || self.onnxruntime.intra_threads == Some(0) {
+            return Err("[onnxruntime] sessions and intra_threads must be at least 1".into());
+        }
+        if self.openvino.streams == Some(0) || self.openvino.threads == Some(0) {
+            return Err("[openvino] streams and threads must be at least 1".into());
+        }
         for t in self.inputs.iter().chain(&self.outputs) {
             if t.shape.iter().any(|&d| d == 0 || d < -1) {
                 return Err(format!(
@@ -140,5 +272,15 @@ anything = "goes"
         let bad: ModelConfig = toml::from_str(&text.replace("[-1, 1000]", "[0, 1000]")).unwrap();
         assert!(bad.check().is_err());
         assert!(toml::from_str::<ModelConfig>(&text.replace("backend", "backnd")).is_err());
+        assert_eq!(c.openvino.device, "CPU");
+        assert_eq!(c.openvino.precision, Precision::F32);
+        assert_eq!(c.onnxruntime.optimization, OptimizationLevel::All);
+
+        let tuned = format!(
+            "{text}\n[onnxruntime]\nsessions = 0\n[openvino]\ndevice = \"AUTO\"\nprecision = \"bf16\"\n"
+        );
+        let tuned: ModelConfig = toml::from_str(&tuned).unwrap();
+        assert_eq!(tuned.openvino.precision, Precision::Bf16);
+        assert!(tuned.check().unwrap_err().contains("sessions"));
     }
 }

@@ -1,13 +1,19 @@
 //! The ONNX Runtime backend (`ort`, loading the native library at run time).
 //!
-//! Each model keeps a small pool of sessions, one per core with one intra-op
-//! thread each: `ort`'s `Session::run` takes `&mut self`, and on a small machine
-//! parallel requests on separate sessions beat one session with more threads.
+//! Each model keeps a small pool of sessions (default one per core, one intra-op
+//! thread each) and a request takes whichever is free: `ort`'s `Session::run`
+//! takes `&mut self`, so one shared session would serialise every request on a
+//! model behind one lock (as wasmtime-wasi-nn's built-in backend does), and on a
+//! small machine parallel requests on separate sessions beat one session with
+//! more threads. `[onnxruntime]` in `model.toml` tunes the pool, the threads,
+//! the graph optimisation level and the device (CPU, or CUDA).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 
+use ort::execution_providers::{
+    CUDAExecutionProvider, ExecutionProvider, ExecutionProviderDispatch,
+};
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::tensor::TensorElementType;
@@ -15,11 +21,12 @@ use ort::value::{DynValue, Tensor as OrtTensor, ValueType};
 use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
-use super::ModelError;
-use super::backend::{BackendKind, Runner, run_blocking};
-use super::model_config::ModelConfig;
+use super::backend::{CheckedInput, Runner, order_inputs, run_blocking};
+use super::interface::{DataType, ModelInterface, TensorInfo};
+use super::model_config::{ModelConfig, OptimizationLevel, OrtDevice};
+use super::pool::Pool;
 use super::tensor::{
-    ElementType, checked_shape, invalid, tensor_from_values, values_from_bytes, with_element_type,
+    ElementType, invalid, tensor_from_values, values_from_bytes, with_element_type,
 };
 
 /// Where `host/scripts/fetch-onnxruntime.sh` installs the library.
@@ -111,92 +118,116 @@ fn check_library(path: &Path) -> Result<(), String> {
 }
 
 pub struct OnnxRuntimeModel {
-    sessions: Vec<Mutex<Session>>,
-    next: AtomicUsize,
-    input_names: Vec<String>,
+    sessions: Pool<Session>,
+    interface: ModelInterface,
 }
 
 impl OnnxRuntimeModel {
-    pub fn load(dir: &Path, config: &ModelConfig) -> Result<Self, ModelError> {
-        let model = dir.display().to_string();
-        let fail = |message: String| ModelError::Backend {
-            model: model.clone(),
-            backend: BackendKind::OnnxRuntime,
-            message,
-        };
-        library().map_err(&fail)?;
+    pub fn load(name: &str, dir: &Path, config: &ModelConfig) -> Result<Self, String> {
+        library()?;
+        let settings = &config.onnxruntime;
         let path = dir.join(&config.file);
-        let pool = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cuda = match settings.device {
+            OrtDevice::Cpu => None,
+            OrtDevice::Gpu => gpu_provider(name, settings.cpu_fallback)?,
+        };
+        let pool = settings
+            .sessions
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let level = || match settings.optimization {
+            OptimizationLevel::Disable => GraphOptimizationLevel::Disable,
+            OptimizationLevel::Basic => GraphOptimizationLevel::Level1,
+            OptimizationLevel::Extended => GraphOptimizationLevel::Level2,
+            OptimizationLevel::All => GraphOptimizationLevel::Level3,
+        };
         let sessions = (0..pool)
             .map(|_| {
-                Session::builder()
-                    .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3))
-                    .and_then(|b| b.with_intra_threads(1))
-                    .and_then(|b| b.with_inter_threads(1))
-                    .and_then(|b| b.commit_from_file(&path))
-                    .map(Mutex::new)
-                    .map_err(|e| fail(format!("cannot load {}: {e}", path.display())))
+                let mut builder = Session::builder()?
+                    .with_optimization_level(level())?
+                    .with_intra_threads(settings.intra_threads.unwrap_or(1))?
+                    .with_inter_threads(1)?;
+                if let Some(cuda) = &cuda {
+                    builder = builder.with_execution_providers([cuda.clone()])?;
+                }
+                builder.commit_from_file(&path)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, ort::Error>>()
+            .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
 
-        let session = sessions[0]
-            .lock()
-            .map_err(|_| fail("session poisoned".into()))?;
-        let actual = |list: &mut dyn Iterator<Item = (&str, &ValueType)>| {
-            list.map(|(name, ty)| (name.to_string(), element_type(ty)))
-                .collect::<Vec<_>>()
+        let sessions = Pool::new(sessions)?;
+        let session = sessions.get().map_err(|e| e.to_string())?;
+        let info = |name: &str, ty: &ValueType| TensorInfo {
+            name: name.to_string(),
+            ty: data_type(ty),
+            shape: match ty {
+                ValueType::Tensor { shape, .. } => Some(shape.to_vec()),
+                _ => None,
+            },
         };
-        let inputs = actual(
-            &mut session
+        let interface = ModelInterface {
+            inputs: session
                 .inputs
                 .iter()
-                .map(|i| (i.name.as_str(), &i.input_type)),
-        );
-        let outputs = actual(
-            &mut session
+                .map(|i| info(&i.name, &i.input_type))
+                .collect(),
+            outputs: session
                 .outputs
                 .iter()
-                .map(|o| (o.name.as_str(), &o.output_type)),
-        );
-        super::check_interface(&config.inputs, &inputs, "input").map_err(&fail)?;
-        super::check_interface(&config.outputs, &outputs, "output").map_err(&fail)?;
-        let input_names = inputs.into_iter().map(|(name, _)| name).collect();
+                .map(|o| info(&o.name, &o.output_type))
+                .collect(),
+        };
         drop(session);
 
         Ok(Self {
             sessions,
-            next: AtomicUsize::new(0),
-            input_names,
+            interface,
         })
     }
+}
 
-    /// A free session if there is one, else waits for one in turn.
-    fn session(&self) -> Result<MutexGuard<'_, Session>, BackendError> {
-        for session in &self.sessions {
-            if let Ok(guard) = session.try_lock() {
-                return Ok(guard);
-            }
+/// The CUDA execution provider, or the CPU (with a warning) where the library
+/// has no CUDA and `cpu_fallback` allows it.
+fn gpu_provider(
+    model: &str,
+    cpu_fallback: bool,
+) -> Result<Option<ExecutionProviderDispatch>, String> {
+    let cuda = CUDAExecutionProvider::default();
+    match cuda.is_available() {
+        Ok(true) => Ok(Some(cuda.build().error_on_failure())),
+        Ok(false) | Err(_) if cpu_fallback => {
+            tracing::warn!(
+                model,
+                "device = \"gpu\", but this ONNX Runtime library has no CUDA execution provider: \
+                 running on the CPU (cpu_fallback = true)"
+            );
+            Ok(None)
         }
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.sessions.len();
-        self.sessions[turn]
-            .lock()
-            .map_err(|_| invalid("an earlier inference panicked"))
+        Ok(false) => Err(
+            "device = \"gpu\", but this ONNX Runtime library has no CUDA \
+             execution provider (install the onnxruntime-gpu wheel: \
+             ONNXRUNTIME_PACKAGE=onnxruntime-gpu host/scripts/fetch-onnxruntime.sh), \
+             or set cpu_fallback = true in [onnxruntime]"
+                .into(),
+        ),
+        Err(e) => Err(format!(
+            "cannot query ONNX Runtime's execution providers: {e}"
+        )),
     }
 }
 
 impl Runner for OnnxRuntimeModel {
-    fn input_names(&self) -> &[String] {
-        &self.input_names
+    fn interface(&self) -> &ModelInterface {
+        &self.interface
     }
 
     fn run(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, BackendError> {
-        let inputs = super::backend::order_inputs(&self.input_names, inputs)?;
+        let inputs = order_inputs(&self.interface, inputs)?;
         let values = inputs
             .into_iter()
-            .map(|t| Ok((t.name.clone(), to_value(&t.name, &t.tensor)?)))
+            .map(|t| Ok((t.name.clone(), to_value(&t)?)))
             .collect::<Result<Vec<(String, DynValue)>, BackendError>>()?;
         run_blocking(|| {
-            let mut session = self.session()?;
+            let mut session = self.sessions.get()?;
             let outputs = session
                 .run(values)
                 .map_err(|e| invalid(format!("ONNX Runtime: {e}")))?;
@@ -210,6 +241,16 @@ impl Runner for OnnxRuntimeModel {
                 })
                 .collect()
         })
+    }
+}
+
+fn data_type(ty: &ValueType) -> DataType {
+    match element_type(ty) {
+        Some(ty) => DataType::Known(ty),
+        None => DataType::Other(match ty {
+            ValueType::Tensor { ty, .. } => format!("{ty:?}").to_lowercase(),
+            other => format!("{other:?}"),
+        }),
     }
 }
 
@@ -230,9 +271,8 @@ fn element_type(ty: &ValueType) -> Option<ElementType> {
     }
 }
 
-fn to_value(name: &str, tensor: &Tensor) -> Result<DynValue, BackendError> {
-    let dims = checked_shape(name, tensor)?;
-    let shape: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+fn to_value(input: &CheckedInput) -> Result<DynValue, BackendError> {
+    let shape: Vec<i64> = input.dims.iter().map(|&d| d as i64).collect();
     fn make<T: ort::tensor::PrimitiveTensorElementType + bytemuck::Pod + std::fmt::Debug>(
         shape: Vec<i64>,
         bytes: &[u8],
@@ -241,10 +281,8 @@ fn to_value(name: &str, tensor: &Tensor) -> Result<DynValue, BackendError> {
             .map(|t| t.into_dyn())
             .map_err(|e| invalid(format!("ONNX Runtime: {e}")))
     }
-    let ty = ElementType::from_wasi(tensor.ty);
-    with_element_type!(ty, T => make::<T>(shape, &tensor.data), _ => Err(invalid(format!(
-        "input {name:?}: {ty} tensors are not supported by the onnxruntime backend yet"
-    ))))
+    let ty = ElementType::from_wasi(input.tensor.ty);
+    with_element_type!(ty, T => make::<T>(shape, &input.tensor.data), _ => unreachable!("every wasi-nn type has a Rust type"))
 }
 
 fn from_value(name: &str, value: &ort::value::ValueRef<'_>) -> Result<Tensor, BackendError> {
@@ -260,7 +298,7 @@ fn from_value(name: &str, value: &ort::value::ValueRef<'_>) -> Result<Tensor, Ba
     }
     let unsupported = || {
         invalid(format!(
-            "output {name:?} has type {:?}, which the onnxruntime backend cannot return yet",
+            "output {name:?} has type {:?}, which wasi-nn has no type for",
             value.dtype()
         ))
     };

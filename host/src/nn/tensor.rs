@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use std::fmt;
 use wasmtime_wasi_nn::Tensor;
-use wasmtime_wasi_nn::backend::BackendError;
+use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 use wasmtime_wasi_nn::wit::TensorType;
 
 // wasi-nn tensor data is little-endian; the casts below reinterpret it in place.
@@ -74,36 +74,38 @@ impl fmt::Display for ElementType {
 }
 
 /// Evaluates `$body` with the type alias `$T` bound to the Rust element type of
-/// `$ty`, for the element types the backends exchange as plain values;
-/// `$otherwise` for the others. One place to list them for every backend.
+/// `$ty` (`half::f16` and `half::bf16` for the 16-bit floats); `$otherwise` for
+/// the types left out. One place to list them for every backend.
 macro_rules! with_element_type {
     ($ty:expr, $T:ident => $body:expr, _ => $otherwise:expr) => {
-        match $ty {
-            $crate::nn::tensor::ElementType::F32 => {
-                type $T = f32;
-                $body
-            }
-            $crate::nn::tensor::ElementType::F64 => {
-                type $T = f64;
-                $body
-            }
-            $crate::nn::tensor::ElementType::U8 => {
-                type $T = u8;
-                $body
-            }
-            $crate::nn::tensor::ElementType::I32 => {
-                type $T = i32;
-                $body
-            }
-            $crate::nn::tensor::ElementType::I64 => {
-                type $T = i64;
-                $body
-            }
-            _ => $otherwise,
-        }
+        $crate::nn::tensor::dispatch_element_type!($ty, $T => $body, $otherwise;
+            F16 half::f16, Bf16 half::bf16, F32 f32, F64 f64, U8 u8, I32 i32, I64 i64)
     };
 }
-pub(crate) use with_element_type;
+
+/// [`with_element_type!`] without bf16, for backends whose element traits do
+/// not cover it (tract has no bf16).
+macro_rules! with_element_type_but_bf16 {
+    ($ty:expr, $T:ident => $body:expr, _ => $otherwise:expr) => {
+        $crate::nn::tensor::dispatch_element_type!($ty, $T => $body, $otherwise;
+            F16 half::f16, F32 f32, F64 f64, U8 u8, I32 i32, I64 i64)
+    };
+}
+
+macro_rules! dispatch_element_type {
+    ($ty:expr, $T:ident => $body:expr, $otherwise:expr; $($variant:ident $rust:ty),*) => {{
+        #[allow(unreachable_patterns)]
+        let value = match $ty {
+            $($crate::nn::tensor::ElementType::$variant => {
+                type $T = $rust;
+                $body
+            })*
+            _ => $otherwise,
+        };
+        value
+    }};
+}
+pub(crate) use {dispatch_element_type, with_element_type, with_element_type_but_bf16};
 
 /// A guest error in a tensor: wasi-nn reports it, the host carries on.
 pub fn invalid(message: impl fmt::Display) -> BackendError {
@@ -126,6 +128,17 @@ pub fn checked_shape(name: &str, tensor: &Tensor) -> Result<Vec<usize>, BackendE
         )));
     }
     Ok(dims)
+}
+
+/// A copy of named tensors (wasmtime-wasi-nn's `NamedTensor` is not `Clone`).
+pub fn copy_named(tensors: &[NamedTensor]) -> Vec<NamedTensor> {
+    tensors
+        .iter()
+        .map(|t| NamedTensor {
+            name: t.name.clone(),
+            tensor: t.tensor.clone(),
+        })
+        .collect()
 }
 
 /// Typed values from little-endian bytes (copied: guest buffers need not be aligned).

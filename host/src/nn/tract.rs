@@ -1,144 +1,229 @@
 //! The pure-Rust backend: tract, always available, nothing to install.
 //!
-//! tract is much faster with concrete shapes, so the model is optimised for
-//! the input shapes declared in `model.toml` (dynamic dimensions are refused).
+//! tract is several times faster on concrete shapes than on symbolic ones, so
+//! a model is optimised per set of input shapes: once at load when `model.toml`
+//! fixes every dimension, else on the first request of each shape, keeping the
+//! last few plans (a variable batch or sequence length).
 
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use tract_onnx::pb;
 use tract_onnx::prelude::{
-    DatumType, Framework, InferenceFact, InferenceModelExt, IntoRunnable, TValue,
+    DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable, TValue,
     Tensor as TractTensor, TypedSimplePlan,
 };
 use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
-use super::ModelError;
-use super::backend::{BackendKind, Runner, order_inputs, run_blocking};
+use super::backend::{Runner, input_names, order_inputs, run_blocking};
+use super::interface::{DataType, ModelInterface, TensorInfo};
 use super::model_config::ModelConfig;
 use super::tensor::{
-    ElementType, checked_shape, invalid, tensor_from_values, values_from_bytes, with_element_type,
+    ElementType, invalid, tensor_from_values, values_from_bytes, with_element_type_but_bf16,
 };
 
+/// Optimised plans kept per model, one per set of input shapes.
+const MAX_PLANS: usize = 8;
+
+type Shapes = Vec<Vec<usize>>;
+
 pub struct TractModel {
-    plan: Arc<TypedSimplePlan>,
+    interface: ModelInterface,
     input_names: Vec<String>,
-    /// The shape each input was optimised for.
-    input_shapes: Vec<Vec<usize>>,
-    output_names: Vec<String>,
+    /// The parsed model with its input types set, to optimise for new shapes.
+    model: InferenceModel,
+    plans: Mutex<VecDeque<(Shapes, Arc<TypedSimplePlan>)>>,
 }
 
 impl TractModel {
-    pub fn load(dir: &Path, config: &ModelConfig) -> Result<Self, ModelError> {
-        let fail = |message: String| ModelError::Backend {
-            model: dir.display().to_string(),
-            backend: BackendKind::Tract,
-            message,
-        };
+    pub fn load(dir: &Path, config: &ModelConfig) -> Result<Self, String> {
         let path = dir.join(&config.file);
-        let mut model = tract_onnx::onnx()
+        let onnx = tract_onnx::onnx()
             .with_ignore_value_info(true)
-            .with_ignore_output_shapes(true)
-            .model_for_path(&path)
-            .map_err(|e| fail(format!("cannot load {}: {e:#}", path.display())))?;
+            .with_ignore_output_shapes(true);
+        let proto = onnx
+            .proto_model_for_path(&path)
+            .map_err(|e| format!("cannot read {}: {e:#}", path.display()))?;
+        let interface = interface(&proto)?;
+        // Check the interface before tract sees the declared types and shapes.
+        interface.check(&config.inputs, &config.outputs)?;
+        let bf16 = DataType::Known(ElementType::Bf16);
+        if let Some(t) = interface
+            .inputs
+            .iter()
+            .chain(&interface.outputs)
+            .find(|t| t.ty == bf16)
+        {
+            return Err(format!(
+                "tensor {:?} is bf16, which tract has no type for: run this model on onnxruntime or openvino",
+                t.name
+            ));
+        }
+        let mut model = onnx
+            .model_for_proto_model(&proto)
+            .map_err(|e| format!("cannot load {}: {e:#}", path.display()))?;
 
-        let mut input_names = Vec::new();
-        let mut input_shapes = Vec::new();
-        let mut actual_inputs = Vec::new();
-        let outlets = model
-            .input_outlets()
-            .map_err(|e| fail(format!("{e:#}")))?
-            .to_vec();
-        for (i, outlet) in outlets.iter().enumerate() {
-            let name = model.node(outlet.node).name.clone();
+        for (i, info) in interface.inputs.iter().enumerate() {
             let spec = config
                 .inputs
                 .iter()
-                .find(|s| s.name == name)
-                .ok_or_else(|| fail(format!("model.toml does not describe input {name:?}")))?;
-            let shape = spec.concrete_shape().ok_or_else(|| {
-                fail(format!(
-                    "tract needs a concrete shape for input {name:?}; model.toml gives {:?}",
-                    spec.shape
-                ))
-            })?;
-            let fact = InferenceFact::dt_shape(datum_type(spec.ty).map_err(&fail)?, shape.clone());
+                .find(|s| s.name == info.name)
+                .ok_or_else(|| format!("model.toml does not describe input {:?}", info.name))?;
+            model
+                .set_input_fact(i, InferenceFact::dt(datum_type(spec.ty)?))
+                .map_err(|e| format!("input {:?}: {e:#}", info.name))?;
+        }
+        let this = Self {
+            input_names: input_names(&interface),
+            interface,
+            model,
+            plans: Mutex::new(VecDeque::new()),
+        };
+        // With every dimension known, optimise now: the first request should
+        // not pay for it, and a model tract cannot run should fail at start-up.
+        let concrete: Option<Shapes> = config
+            .inputs
+            .iter()
+            .map(|spec| spec.concrete_shape())
+            .collect();
+        if let Some(shapes) = concrete {
+            let ordered = this
+                .input_names
+                .iter()
+                .map(|name| {
+                    let i = config.inputs.iter().position(|s| &s.name == name);
+                    i.map(|i| shapes[i].clone())
+                        .ok_or_else(|| format!("model.toml does not describe input {name:?}"))
+                })
+                .collect::<Result<Shapes, String>>()?;
+            this.plan(&ordered)?;
+        }
+        Ok(this)
+    }
+
+    /// The plan optimised for these input shapes, made on first use.
+    fn plan(&self, shapes: &Shapes) -> Result<Arc<TypedSimplePlan>, String> {
+        if let Some(plan) = self.cached(shapes) {
+            return Ok(plan);
+        }
+        let mut model = self.model.clone();
+        for (i, shape) in shapes.iter().enumerate() {
+            let fact = model
+                .input_fact(i)
+                .map_err(|e| format!("{e:#}"))?
+                .clone()
+                .with_shape(shape.clone());
             model
                 .set_input_fact(i, fact)
-                .map_err(|e| fail(format!("input {name:?}: {e:#}")))?;
-            actual_inputs.push((name.clone(), Some(spec.ty)));
-            input_names.push(name);
-            input_shapes.push(shape);
+                .map_err(|e| format!("{e:#}"))?;
         }
-        super::check_interface(&config.inputs, &actual_inputs, "input").map_err(&fail)?;
-
-        let output_names: Vec<String> = model
-            .output_outlets()
-            .map_err(|e| fail(format!("{e:#}")))?
-            .iter()
-            .map(|o| {
-                model
-                    .outlet_label(*o)
-                    .unwrap_or(&model.node(o.node).name)
-                    .to_string()
-            })
-            .collect();
         let plan = model
             .into_optimized()
             .and_then(|m| m.into_runnable())
-            .map_err(|e| fail(format!("cannot optimise {}: {e:#}", path.display())))?;
+            .map_err(|e| format!("cannot optimise for input shapes {shapes:?}: {e:#}"))?;
+        let mut plans = self.plans.lock().map_err(|_| "plan cache poisoned")?;
+        if plans.len() == MAX_PLANS {
+            plans.pop_front();
+        }
+        plans.push_back((shapes.clone(), plan.clone()));
+        Ok(plan)
+    }
 
-        let actual_outputs: Vec<(String, Option<ElementType>)> = output_names
-            .iter()
-            .zip(
-                plan.model()
-                    .output_outlets()
-                    .map_err(|e| fail(format!("{e:#}")))?,
-            )
-            .map(|(name, outlet)| {
-                let ty = plan
-                    .model()
-                    .outlet_fact(*outlet)
-                    .ok()
-                    .and_then(|f| element_type(f.datum_type));
-                (name.clone(), ty)
-            })
-            .collect();
-        super::check_interface(&config.outputs, &actual_outputs, "output").map_err(&fail)?;
-
-        Ok(Self {
-            plan,
-            input_names,
-            input_shapes,
-            output_names,
-        })
+    fn cached(&self, shapes: &Shapes) -> Option<Arc<TypedSimplePlan>> {
+        let mut plans = self.plans.lock().ok()?;
+        let i = plans.iter().position(|(s, _)| s == shapes)?;
+        // Most recently used last, so the oldest is evicted first.
+        let entry = plans.remove(i)?;
+        let plan = entry.1.clone();
+        plans.push_back(entry);
+        Some(plan)
     }
 }
 
 impl Runner for TractModel {
-    fn input_names(&self) -> &[String] {
-        &self.input_names
+    fn interface(&self) -> &ModelInterface {
+        &self.interface
     }
 
     fn run(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, BackendError> {
-        let inputs = order_inputs(&self.input_names, inputs)?;
+        let inputs = order_inputs(&self.interface, inputs)?;
+        let shapes: Shapes = inputs.iter().map(|t| t.dims.clone()).collect();
         let values = inputs
             .iter()
-            .zip(&self.input_shapes)
-            .map(|(t, expected)| to_value(&t.name, &t.tensor, expected))
-            .collect::<Result<_, _>>()?;
-        let outputs =
-            run_blocking(|| self.plan.run(values)).map_err(|e| invalid(format!("tract: {e:#}")))?;
-        outputs
-            .iter()
-            .zip(&self.output_names)
-            .map(|(value, name)| {
-                Ok(NamedTensor {
-                    name: name.clone(),
-                    tensor: from_value(name, value)?,
+            .map(|t| to_value(&t.name, &t.tensor, &t.dims))
+            .collect::<Result<Vec<_>, _>>()?;
+        run_blocking(|| {
+            let plan = self.plan(&shapes).map_err(invalid)?;
+            let outputs = plan
+                .run(values.into_iter().collect())
+                .map_err(|e| invalid(format!("tract: {e:#}")))?;
+            outputs
+                .iter()
+                .zip(&self.interface.outputs)
+                .map(|(value, info)| {
+                    Ok(NamedTensor {
+                        name: info.name.clone(),
+                        tensor: from_value(&info.name, value)?,
+                    })
                 })
+                .collect()
+        })
+    }
+}
+
+/// The model's inputs and outputs as its ONNX graph declares them.
+fn interface(proto: &pb::ModelProto) -> Result<ModelInterface, String> {
+    let graph = proto.graph.as_ref().ok_or("the ONNX file has no graph")?;
+    // Older ONNX files also list their weights among the graph's inputs.
+    let is_weight = |name: &str| graph.initializer.iter().any(|w| w.name == name);
+    Ok(ModelInterface {
+        inputs: graph
+            .input
+            .iter()
+            .filter(|i| !is_weight(&i.name))
+            .map(tensor_info)
+            .collect(),
+        outputs: graph.output.iter().map(tensor_info).collect(),
+    })
+}
+
+fn tensor_info(value: &pb::ValueInfoProto) -> TensorInfo {
+    use pb::tensor_shape_proto::dimension::Value as Dim;
+    use pb::type_proto::Value;
+    let tensor = match value.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(Value::TensorType(tensor)) => Some(tensor),
+        _ => None,
+    };
+    let ty = match tensor.map(|t| t.elem_type) {
+        Some(1) => DataType::Known(ElementType::F32),
+        Some(2) => DataType::Known(ElementType::U8),
+        Some(6) => DataType::Known(ElementType::I32),
+        Some(7) => DataType::Known(ElementType::I64),
+        Some(10) => DataType::Known(ElementType::F16),
+        Some(11) => DataType::Known(ElementType::F64),
+        Some(16) => DataType::Known(ElementType::Bf16),
+        Some(code) => DataType::Other(pb::tensor_proto::DataType::try_from(code).map_or_else(
+            |_| format!("onnx type {code}"),
+            |t| format!("{t:?}").to_lowercase(),
+        )),
+        None => DataType::Other("not a tensor".into()),
+    };
+    let shape = tensor.and_then(|t| t.shape.as_ref()).map(|shape| {
+        shape
+            .dim
+            .iter()
+            .map(|d| match d.value {
+                Some(Dim::DimValue(n)) if n > 0 => n,
+                _ => -1,
             })
             .collect()
+    });
+    TensorInfo {
+        name: value.name.clone(),
+        ty,
+        shape,
     }
 }
 
@@ -150,7 +235,9 @@ fn datum_type(ty: ElementType) -> Result<DatumType, String> {
         ElementType::U8 => DatumType::U8,
         ElementType::I32 => DatumType::I32,
         ElementType::I64 => DatumType::I64,
-        ElementType::Bf16 => return Err("tract does not support bf16 tensors".into()),
+        ElementType::Bf16 => {
+            return Err("tract has no bf16: run this model on onnxruntime or openvino".into());
+        }
     })
 }
 
@@ -166,13 +253,7 @@ fn element_type(ty: DatumType) -> Option<ElementType> {
     })
 }
 
-fn to_value(name: &str, tensor: &Tensor, expected: &[usize]) -> Result<TValue, BackendError> {
-    let dims = checked_shape(name, tensor)?;
-    if dims != expected {
-        return Err(invalid(format!(
-            "input {name:?} has shape {dims:?}; this model runs on tract with shape {expected:?} only"
-        )));
-    }
+fn to_value(name: &str, tensor: &Tensor, dims: &[usize]) -> Result<TValue, BackendError> {
     fn make<T: tract_onnx::prelude::Datum + bytemuck::Pod>(
         dims: &[usize],
         bytes: &[u8],
@@ -181,8 +262,8 @@ fn to_value(name: &str, tensor: &Tensor, expected: &[usize]) -> Result<TValue, B
             .map_err(|e| invalid(format!("tract: {e:#}")))
     }
     let ty = ElementType::from_wasi(tensor.ty);
-    let tensor = with_element_type!(ty, T => make::<T>(&dims, &tensor.data), _ => Err(invalid(format!(
-        "input {name:?}: {ty} tensors are not supported by the tract backend yet"
+    let tensor = with_element_type_but_bf16!(ty, T => make::<T>(dims, &tensor.data), _ => Err(invalid(format!(
+        "input {name:?}: tract has no {ty} tensors"
     ))))?;
     Ok(tensor.into())
 }
@@ -200,10 +281,10 @@ fn from_value(name: &str, value: &TValue) -> Result<Tensor, BackendError> {
     }
     let unsupported = || {
         invalid(format!(
-            "output {name:?} is {:?}, which the tract backend cannot return yet",
+            "output {name:?} is {:?}, which wasi-nn has no type for",
             value.datum_type()
         ))
     };
     let ty = element_type(value.datum_type()).ok_or_else(unsupported)?;
-    with_element_type!(ty, T => take::<T>(value, ty), _ => Err(unsupported()))
+    with_element_type_but_bf16!(ty, T => take::<T>(value, ty), _ => Err(unsupported()))
 }

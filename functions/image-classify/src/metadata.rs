@@ -38,10 +38,31 @@ pub struct Preprocess {
     pub resize_shorter_side: u32,
     /// ...then take the centre `[width, height]`.
     pub crop: [u32; 2],
-    /// Per-channel (R, G, B) `(pixel - mean) / std`, on pixel values 0..=255.
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
+    /// The model's colour channels: `rgb` (default) or `gray` (one channel, luma).
+    #[serde(default)]
+    pub color: Color,
+    /// Per-channel (R, G, B, or the one gray channel) `(pixel - mean) / std`,
+    /// on pixel values 0..=255.
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
     pub layout: Layout,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Color {
+    #[default]
+    Rgb,
+    Gray,
+}
+
+impl Color {
+    pub fn channels(self) -> usize {
+        match self {
+            Color::Rgb => 3,
+            Color::Gray => 1,
+        }
+    }
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

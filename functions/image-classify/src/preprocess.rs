@@ -2,7 +2,7 @@
 //! side, centre-crop, normalise, lay out as NCHW or NHWC.
 
 use crate::api_error::ApiError;
-use crate::metadata::{Layout, Preprocess};
+use crate::metadata::{Color, Layout, Preprocess};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{ImageReader, Limits, RgbImage};
@@ -51,6 +51,13 @@ pub fn to_tensor(image: &RgbImage, p: &Preprocess) -> Result<InputTensor, ApiErr
             p.crop, p.resize_shorter_side
         )));
     }
+    let channels = p.color.channels();
+    if p.mean.len() != channels || p.std.len() != channels || p.std.contains(&0.0) {
+        return Err(ApiError::internal(format!(
+            "invalid [preprocess] in model.toml: mean and std need {channels} value(s) for {:?}, std non-zero",
+            p.color
+        )));
+    }
     let (w, h) = image.dimensions();
     let (resized_w, resized_h) = shorter_side_to(w, h, p.resize_shorter_side);
     let (scale_x, scale_y) = (
@@ -92,20 +99,33 @@ fn shorter_side_to(w: u32, h: u32, target: u32) -> (u32, u32) {
 
 fn normalise(rgb: &[u8], w: u32, h: u32, p: &Preprocess) -> InputTensor {
     let plane = (w * h) as usize;
-    let scale = p.std.map(|s| 1.0 / s);
-    let mut values = vec![0.0f32; plane * 3];
+    let channels = p.color.channels();
+    let scale: Vec<f32> = p.std.iter().map(|s| 1.0 / s).collect();
+    let mut values = vec![0.0f32; plane * channels];
     for (i, pixel) in rgb.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            let v = (f32::from(pixel[c]) - p.mean[c]) * scale[c];
+        let [r, g, b] = [pixel[0], pixel[1], pixel[2]].map(f32::from);
+        let gray;
+        let colour: &[f32] = match p.color {
+            Color::Rgb => &[r, g, b],
+            // Rec. 709 luma, as the image crate's grayscale conversion:
+            // a gray image's pixels come back unchanged.
+            Color::Gray => {
+                gray = [0.2126 * r + 0.7152 * g + 0.0722 * b];
+                &gray
+            }
+        };
+        for (c, &x) in colour.iter().enumerate() {
+            let v = (x - p.mean[c]) * scale[c];
             match p.layout {
                 Layout::Nchw => values[c * plane + i] = v,
-                Layout::Nhwc => values[i * 3 + c] = v,
+                Layout::Nhwc => values[i * channels + c] = v,
             }
         }
     }
+    let c = channels as u32;
     let dims = match p.layout {
-        Layout::Nchw => vec![1, 3, h, w],
-        Layout::Nhwc => vec![1, h, w, 3],
+        Layout::Nchw => vec![1, c, h, w],
+        Layout::Nhwc => vec![1, h, w, c],
     };
     InputTensor { dims, values }
 }
@@ -118,8 +138,9 @@ mod tests {
         Preprocess {
             resize_shorter_side: 4,
             crop: [2, 2],
-            mean: [127.0, 127.0, 127.0],
-            std: [128.0, 128.0, 128.0],
+            color: Color::Rgb,
+            mean: vec![127.0, 127.0, 127.0],
+            std: vec![128.0, 128.0, 128.0],
             layout,
         }
     }
@@ -145,6 +166,34 @@ mod tests {
         let t = to_tensor(&image, &preprocess(Layout::Nhwc)).unwrap();
         assert_eq!(t.dims, vec![1, 2, 2, 3]);
         assert!((t.values[0] - expect[0]).abs() < 1e-6 && (t.values[2] - expect[2]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn gray_models_get_one_luma_channel() {
+        let p = Preprocess {
+            resize_shorter_side: 3,
+            crop: [3, 3],
+            color: Color::Gray,
+            mean: vec![0.0],
+            std: vec![255.0],
+            layout: Layout::Nchw,
+        };
+        let image = RgbImage::from_fn(3, 3, |x, y| {
+            let v = (x * 3 + y) as u8 * 20;
+            image::Rgb([v, v, v])
+        });
+        let t = to_tensor(&image, &p).unwrap();
+        assert_eq!(t.dims, vec![1, 1, 3, 3]);
+        for (i, v) in t.values.iter().enumerate() {
+            let (y, x) = (i / 3, i % 3);
+            let want = f32::from((x * 3 + y) as u8 * 20) / 255.0;
+            assert!((v - want).abs() < 1e-4, "pixel {i}: {v} != {want}");
+        }
+        let wrong = Preprocess {
+            mean: vec![0.0; 3],
+            ..p
+        };
+        assert_eq!(to_tensor(&image, &wrong).unwrap_err().status, 500);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! `wasi-infer`: the command-line front of the library.
 
+mod models_cmd;
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +37,31 @@ enum Command {
         #[arg(long, value_enum)]
         backend: Option<BackendKind>,
     },
+    /// Look into a model repository.
+    Models {
+        /// The model repository.
+        #[arg(long, global = true, default_value = "models")]
+        models: PathBuf,
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsCommand {
+    /// List the models (read from their model.toml, not loaded).
+    List,
+    /// Load a model and print its inputs and outputs as the model states them.
+    Inspect {
+        /// The model's name (its directory in the repository).
+        name: String,
+        /// Load it on this backend instead of the one its model.toml asks for.
+        #[arg(long, value_enum)]
+        backend: Option<BackendKind>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +87,14 @@ fn main() -> anyhow::Result<()> {
             };
             serve(options, listen)
         }
+        Command::Models { models, command } => match command {
+            ModelsCommand::List => models_cmd::list(&models),
+            ModelsCommand::Inspect {
+                name,
+                backend,
+                json,
+            } => models_cmd::inspect(&models, &name, backend, json),
+        },
     }
 }
 

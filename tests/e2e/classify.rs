@@ -1,4 +1,5 @@
-//! Classification of real photos, on both models and both backends.
+//! Classification of real photos: answers, top-k, formats, concurrency. The
+//! photos on every model and backend are in `conformance.rs`.
 
 use std::collections::HashMap;
 
@@ -6,13 +7,16 @@ use serde_json::Value;
 
 use crate::server::{Server, photo, root};
 
-/// `reference-top5.json`: photo -> the fp32 model's top-5 class indices.
-fn reference() -> HashMap<String, Vec<u64>> {
+/// `reference-top5.json`: photo -> the fp32 model's top-5 classes and probabilities.
+pub fn reference() -> HashMap<&'static str, Vec<(u64, f64)>> {
     let text =
         std::fs::read_to_string(root().join("tests/data/images/reference-top5.json")).unwrap();
     let json: HashMap<String, Vec<(u64, String, f64)>> = serde_json::from_str(&text).unwrap();
     json.into_iter()
-        .map(|(photo, top)| (photo, top.into_iter().map(|(i, _, _)| i).collect()))
+        .map(|(photo, top)| {
+            let photo: &'static str = Box::leak(photo.into_boxed_str());
+            (photo, top.into_iter().map(|(i, _, p)| (i, p)).collect())
+        })
         .collect()
 }
 
@@ -47,51 +51,6 @@ pub fn check_predictions(json: &Value, model: &str, k: usize) -> Vec<u64> {
         "softmax probabilities sum past 1: {json}"
     );
     indices
-}
-
-fn classify_all_photos(server: &Server, backend: &str) {
-    let reference = reference();
-    assert_eq!(reference.len(), 6);
-    for model in ["efficientnet-lite0", "efficientnet-lite0-int8"] {
-        for (name, expected) in &reference {
-            let reply = server.post(&format!("/classify/{model}"), &photo(name));
-            assert_eq!(
-                reply.status, 200,
-                "{model} {name} on {backend}: {}",
-                reply.text
-            );
-            let got = check_predictions(&reply.json(), model, 5);
-            assert!(
-                expected[..3].contains(&got[0]),
-                "{model} on {backend}: {name}: top-1 {} is not in the reference top-3 {:?}",
-                got[0],
-                &expected[..3]
-            );
-            assert!(
-                got.contains(&expected[0]),
-                "{model} on {backend}: {name}: reference top-1 {} is not in the top-5 {got:?}",
-                expected[0]
-            );
-        }
-    }
-}
-
-#[test]
-fn photos_are_classified_on_onnxruntime() {
-    let server = Server::start(&["--backend", "onnxruntime"]);
-    assert!(
-        server.log().contains("backend=onnxruntime"),
-        "{}",
-        server.log()
-    );
-    classify_all_photos(&server, "onnxruntime");
-}
-
-#[test]
-fn photos_are_classified_on_tract() {
-    let server = Server::start(&["--backend", "tract"]);
-    assert!(server.log().contains("backend=tract"), "{}", server.log());
-    classify_all_photos(&server, "tract");
 }
 
 #[test]

@@ -2,8 +2,10 @@
 //! component, real models and real photos.
 
 mod classify;
+mod conformance;
 mod embedded;
 mod errors;
 mod server;
 mod start_up;
+mod tensors;
 mod worlds;

@@ -33,7 +33,11 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
     }
 }
 
@@ -165,17 +169,58 @@ fn model_errors_name_the_model_and_the_problem() {
 }
 
 #[test]
-fn auto_falls_back_to_tract_without_onnxruntime() {
-    let server = Server::start_with(&[], &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")]);
+fn a_missing_openvino_library_is_named() {
+    let dir = app_with(|m| m);
+    let manifest = dir.path().join("spin.toml");
+    let stderr = start_up_error(
+        &[
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--backend",
+            "openvino",
+        ],
+        &[("OPENVINO_DYLIB_PATH", "/nonexistent/libopenvino_c.so")],
+    );
+    assert!(
+        stderr.contains("openvino") && stderr.contains("/nonexistent/libopenvino_c.so"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn auto_times_every_backend_and_keeps_the_fastest() {
+    let dir = app_with(|m| m);
+    let manifest = dir.path().join("spin.toml");
+    let server = Server::start(&["--manifest", manifest.to_str().unwrap()]);
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("auto: fastest backend chosen"))
+        .unwrap_or_else(|| panic!("{log}"));
+    for backend in ["onnxruntime", "openvino", "tract"] {
+        assert!(line.contains(&format!("{backend} ")), "{line}");
+    }
+    let reply = server.post("/classify/m", &crate::server::photo("coffee.png"));
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+#[test]
+fn auto_falls_back_to_tract_without_native_libraries() {
+    let dir = app_with(|m| m);
+    let manifest = dir.path().join("spin.toml");
+    let server = Server::start_with(
+        &["--manifest", manifest.to_str().unwrap()],
+        &[
+            ("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so"),
+            ("OPENVINO_DYLIB_PATH", "/nonexistent/libopenvino_c.so"),
+        ],
+    );
     let log = server.log();
     assert!(
-        log.contains("using tract") && log.contains("backend=tract"),
+        log.contains("auto: the only backend available") && log.contains("backend=tract"),
         "{log}"
     );
-    assert!(!log.contains("backend=onnxruntime"), "{log}");
-    let reply = server.post(
-        "/classify/efficientnet-lite0-int8",
-        &crate::server::photo("coffee.png"),
-    );
+    assert_eq!(log.matches("backend not available").count(), 2, "{log}");
+    let reply = server.post("/classify/m", &crate::server::photo("coffee.png"));
     assert_eq!(reply.status, 200, "{}", reply.text);
 }

@@ -68,7 +68,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wasmtime_wasi_nn=off".into()),
+                .unwrap_or_else(|_| "info,wasmtime_wasi_nn=off,openvino_finder=warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

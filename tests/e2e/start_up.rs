@@ -197,7 +197,7 @@ fn auto_times_every_backend_and_keeps_the_fastest() {
         .lines()
         .find(|l| l.contains("auto: fastest backend chosen"))
         .unwrap_or_else(|| panic!("{log}"));
-    for backend in ["onnxruntime", "openvino", "tract"] {
+    for backend in ["onnxruntime", "openvino"] {
         assert!(line.contains(&format!("{backend} ")), "{line}");
     }
     let reply = server.post("/classify/m", &crate::server::photo("coffee.png"));

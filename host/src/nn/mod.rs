@@ -172,7 +172,11 @@ fn select_backend(
     Ok((wanted, backend::load(wanted, name, dir, config)?))
 }
 
-/// `backend = "auto"`: times the model on each candidate backend and keeps the fastest.
+/// `backend = "auto"`: times the model on each native backend available
+/// (ONNX Runtime, OpenVINO) and keeps the fastest. tract is the fallback when
+/// no native backend can run the model: it was the slowest on every model we
+/// measured (2-70x), and optimising a large model for it takes seconds of
+/// start-up.
 fn race(
     name: &str,
     dir: &Path,
@@ -180,10 +184,8 @@ fn race(
 ) -> Result<(BackendKind, Arc<dyn Runner>), ModelError> {
     let mut candidates = Vec::new();
     let mut last_error = None;
-    for kind in BackendKind::ALL
-        .into_iter()
-        .filter(|k| k.reads(config.format))
-    {
+    let natives = [BackendKind::OnnxRuntime, BackendKind::OpenVino];
+    for kind in natives.into_iter().filter(|k| k.reads(config.format)) {
         if let Err(reason) = kind.availability() {
             tracing::info!(model = name, backend = %kind, %reason, "backend not available");
             continue;
@@ -194,6 +196,12 @@ fn race(
                 tracing::warn!(model = name, error = %e, "backend cannot run this model");
                 last_error = Some(e);
             }
+        }
+    }
+    if candidates.is_empty() && BackendKind::Tract.reads(config.format) {
+        match backend::load(BackendKind::Tract, name, dir, config) {
+            Ok(runner) => candidates.push((BackendKind::Tract, runner)),
+            Err(e) => last_error = Some(e),
         }
     }
     if candidates.len() > 1 {

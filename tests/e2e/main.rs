@@ -2,6 +2,7 @@
 //! component, real models and real photos.
 
 mod classify;
+mod cli;
 mod conformance;
 mod embedded;
 mod errors;

@@ -188,7 +188,7 @@ fn a_missing_openvino_library_is_named() {
 }
 
 #[test]
-fn auto_times_every_backend_and_keeps_the_fastest() {
+fn auto_times_the_native_backends_and_keeps_the_fastest() {
     let dir = app_with(|m| m);
     let manifest = dir.path().join("spin.toml");
     let server = Server::start(&["--manifest", manifest.to_str().unwrap()]);
@@ -221,6 +221,43 @@ fn auto_falls_back_to_tract_without_native_libraries() {
         "{log}"
     );
     assert_eq!(log.matches("backend not available").count(), 2, "{log}");
+    let reply = server.post("/classify/m", &crate::server::photo("coffee.png"));
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+#[test]
+fn gpu_without_cuda_is_an_error_unless_the_fallback_is_asked_for() {
+    // The ONNX Runtime from PyPI's `onnxruntime` wheel has no CUDA provider.
+    let dir = app_with(|m| m);
+    let toml = dir.path().join("models/m/model.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("{text}\n[onnxruntime]\ndevice = \"gpu\"\n")).unwrap();
+    let manifest = dir.path().join("spin.toml");
+    let args = [
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--backend",
+        "onnxruntime",
+    ];
+    let stderr = start_up_error(&args, &[]);
+    assert!(
+        stderr.contains("CUDA") && stderr.contains("cpu_fallback"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        &toml,
+        format!("{text}\n[onnxruntime]\ndevice = \"gpu\"\ncpu_fallback = true\n"),
+    )
+    .unwrap();
+    let server = Server::start(&args);
+    assert!(
+        server
+            .log()
+            .contains("running on the CPU (cpu_fallback = true)"),
+        "{}",
+        server.log()
+    );
     let reply = server.post("/classify/m", &crate::server::photo("coffee.png"));
     assert_eq!(reply.status, 200, "{}", reply.text);
 }

@@ -1,0 +1,79 @@
+//! `wasi-infer models list|inspect`.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::server::root;
+
+fn wasi_infer(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wasi-infer"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("run wasi-infer");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn models_list_shows_every_model() {
+    let (ok, stdout, stderr) = wasi_infer(&["models", "list"]);
+    assert!(ok, "{stderr}");
+    for model in [
+        "all-minilm-l6-v2",
+        "efficientnet-lite0",
+        "efficientnet-lite0-int8",
+        "fashion-mnist-cnn",
+        "fashion-mnist-cnn-int8",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("{model} "))),
+            "{model} missing:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn models_inspect_reads_the_interface_from_the_model_on_every_backend() {
+    for backend in ["onnxruntime", "openvino", "tract"] {
+        let (ok, stdout, stderr) = wasi_infer(&[
+            "models",
+            "inspect",
+            "all-minilm-l6-v2",
+            "--backend",
+            backend,
+            "--json",
+        ]);
+        assert!(ok, "{backend}: {stderr}");
+        let json: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(json["backend"], backend);
+        let inputs = json["inputs"].as_array().unwrap();
+        let names: Vec<&str> = inputs.iter().map(|i| i["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["input_ids", "attention_mask", "token_type_ids"],
+            "{backend}"
+        );
+        assert_eq!(inputs[0]["type"], "i64", "{backend}");
+        assert_eq!(inputs[0]["shape"], serde_json::json!([-1, -1]), "{backend}");
+        let outputs = json["outputs"].as_array().unwrap();
+        assert_eq!(outputs[1]["name"], "sentence_embedding", "{backend}");
+        assert_eq!(
+            outputs[1]["shape"],
+            serde_json::json!([-1, 384]),
+            "{backend}"
+        );
+    }
+
+    // The human-readable form, and an unknown model.
+    let (ok, stdout, _) = wasi_infer(&["models", "inspect", "efficientnet-lite0"]);
+    assert!(ok);
+    assert!(stdout.contains("input f32 [?, 3, 224, 224]"), "{stdout}");
+    let (ok, _, stderr) = wasi_infer(&["models", "inspect", "nope"]);
+    assert!(!ok);
+    assert!(stderr.contains("nope"), "{stderr}");
+}

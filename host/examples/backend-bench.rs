@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use wasi_infer::nn::model_config::ModelConfig;
 use wasi_infer::nn::tensor::copy_named;
-use wasi_infer::nn::{BackendKind, LoadedModel};
-use wasmtime_wasi_nn::Tensor;
+use wasi_infer::nn::{BackendKind, LoadedModel, trial_inputs};
 use wasmtime_wasi_nn::backend::NamedTensor;
 
 fn main() -> anyhow::Result<()> {
@@ -52,7 +51,7 @@ fn main() -> anyhow::Result<()> {
     names.sort();
     for name in &names {
         let dir = models_dir.join(name);
-        let inputs = sample_inputs(&ModelConfig::load(&dir)?);
+        let inputs = trial_inputs(&ModelConfig::load(&dir)?);
         let mut row = Vec::new();
         for &backend in &backends {
             row.push(match LoadedModel::load(name, &dir, Some(backend)) {
@@ -74,7 +73,7 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---|---|");
     let model = "efficientnet-lite0";
     let dir = models_dir.join(model);
-    let inputs = sample_inputs(&ModelConfig::load(&dir)?);
+    let inputs = trial_inputs(&ModelConfig::load(&dir)?);
     let mut baseline = None;
     let mut variants: Vec<(String, BackendKind, Option<String>)> = Vec::new();
     if backends.contains(&BackendKind::OnnxRuntime) {
@@ -121,39 +120,6 @@ fn join(backends: &[BackendKind], sep: &str) -> String {
         .map(|b| b.to_string())
         .collect::<Vec<_>>()
         .join(sep)
-}
-
-/// Inputs of the declared shapes: a batch of 1 and 16 tokens where dynamic,
-/// zeros for images, a plausible token sequence for integer inputs.
-fn sample_inputs(config: &ModelConfig) -> Vec<NamedTensor> {
-    config
-        .inputs
-        .iter()
-        .map(|spec| {
-            let dims: Vec<u32> = spec
-                .shape
-                .iter()
-                .enumerate()
-                .map(|(i, &d)| u32::try_from(d).unwrap_or(if i == 0 { 1 } else { 16 }))
-                .collect();
-            let count: usize = dims.iter().map(|&d| d as usize).product();
-            let data = match spec.ty.size() {
-                // Token ids: [CLS] ... [SEP], all attended; zeros for token types.
-                8 if spec.name.contains("token_type") => vec![0u8; count * 8],
-                8 if spec.name.contains("mask") => {
-                    (0..count).flat_map(|_| 1i64.to_le_bytes()).collect()
-                }
-                8 => (0..count)
-                    .flat_map(|i| (1000 + i as i64 * 37 % 20000).to_le_bytes())
-                    .collect(),
-                size => vec![0u8; count * size],
-            };
-            NamedTensor {
-                name: spec.name.clone(),
-                tensor: Tensor::new(dims, spec.ty.to_wasi(), data),
-            }
-        })
-        .collect()
 }
 
 /// The median time of one inference, run repeatedly for about `seconds`.

@@ -8,16 +8,14 @@
 //! tensor crosses into the host. How to prepare an image is read from the model's
 //! `model.toml`, which the manifest mounts read-only at `/models/<model>/`.
 
-mod api_error;
 mod metadata;
-mod nn;
 mod postprocess;
 mod preprocess;
 
-use api_error::ApiError;
 use serde::Serialize;
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
+use wasi_infer_guest::{ApiError, json_response, model_name, nn};
 
 /// Used when neither the query nor the `default_top_k` variable says otherwise.
 const FALLBACK_TOP_K: usize = 5;
@@ -40,7 +38,7 @@ fn classify(req: &Request) -> Result<Vec<u8>, ApiError> {
     if *req.method() != Method::Post {
         return Err(ApiError::method_not_allowed("POST"));
     }
-    let model = model_name(req)?;
+    let model = model_name(req, "POST /classify/<model>")?;
     let top_k = top_k(req.query())?;
     let body = req.body();
     if body.is_empty() {
@@ -52,34 +50,13 @@ fn classify(req: &Request) -> Result<Vec<u8>, ApiError> {
     let meta = metadata::ModelMetadata::load(model)?;
     let image = preprocess::decode(body)?;
     let input = preprocess::to_tensor(&image, &meta.preprocess)?;
-    let logits = nn::infer(model, &meta.input_name, &meta.output_name, input)?;
+    let inputs = vec![nn::Input::f32(&meta.input_name, &input.dims, &input.values)];
+    let logits = nn::infer_f32(model, inputs, &meta.output_name)?.values;
     let labels = meta.labels()?;
     let predictions = postprocess::top_k(&logits, top_k, &labels);
 
     serde_json::to_vec(&Classification { model, predictions })
         .map_err(|e| ApiError::internal(format!("cannot serialise the response: {e}")))
-}
-
-/// The model is the part of the path after the route's prefix, e.g. `/classify/<model>`.
-/// The host passes it in `spin-path-info`, as Spin does for wildcard routes.
-fn model_name(req: &Request) -> Result<&str, ApiError> {
-    let path_info = req
-        .header("spin-path-info")
-        .and_then(|v| v.as_str())
-        .unwrap_or_else(|| req.path());
-    let name = path_info.trim_matches('/');
-    let valid = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
-        Ok(name)
-    } else {
-        Err(ApiError::not_found(format!(
-            "no model named {name:?}: use POST /classify/<model>"
-        )))
-    }
 }
 
 fn top_k(query: &str) -> Result<usize, ApiError> {
@@ -106,26 +83,4 @@ fn default_top_k() -> usize {
         .and_then(|v| v.trim().parse().ok())
         .filter(|k| *k >= 1)
         .unwrap_or(FALLBACK_TOP_K)
-}
-
-fn json_response(status: u16, body: &[u8]) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body.to_vec())
-        .build()
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message }).to_string();
-        let mut builder = Response::builder();
-        builder
-            .status(self.status)
-            .header("content-type", "application/json");
-        if let Some(allow) = self.allow {
-            builder.header("allow", allow);
-        }
-        builder.body(body).build()
-    }
 }

@@ -2,12 +2,9 @@
 //! (mounted read-only at `/models/<model>/`): the tensor names, how to prepare an
 //! image, and where the labels are. The host reads the same file for the rest.
 
-use crate::api_error::ApiError;
 use serde::Deserialize;
 use std::path::PathBuf;
-
-/// Where the manifest mounts the model repository.
-const MODELS_DIR: &str = "/models";
+use wasi_infer_guest::ApiError;
 
 pub struct ModelMetadata {
     dir: PathBuf,
@@ -74,14 +71,8 @@ pub enum Layout {
 
 impl ModelMetadata {
     pub fn load(model: &str) -> Result<Self, ApiError> {
-        let dir = PathBuf::from(MODELS_DIR).join(model);
-        let path = dir.join("model.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                ApiError::not_found(format!("no model named {model:?}"))
-            }
-            _ => ApiError::internal(format!("cannot read {}: {e}", path.display())),
-        })?;
+        let wasi_infer_guest::ModelToml { dir, path, text } =
+            wasi_infer_guest::read_model_toml(model)?;
         let parsed: ModelToml = toml::from_str(&text)
             .map_err(|e| ApiError::internal(format!("invalid {}: {e}", path.display())))?;
         let preprocess = parsed.preprocess.ok_or_else(|| {

@@ -1,12 +1,12 @@
 //! From encoded bytes to the model's input tensor: decode, resize the shorter
 //! side, centre-crop, normalise, lay out as NCHW or NHWC.
 
-use crate::api_error::ApiError;
 use crate::metadata::{Color, Layout, Preprocess};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{ImageReader, Limits, RgbImage};
 use std::io::Cursor;
+use wasi_infer_guest::ApiError;
 
 /// Larger images are refused before their pixels are allocated.
 const MAX_SIDE: u32 = 16_384;

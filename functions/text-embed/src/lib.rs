@@ -24,17 +24,15 @@
 //! read from the `[preprocess]` table of the model's `model.toml`, which the
 //! manifest mounts read-only at `/models/<model>/`.
 
-mod api_error;
 mod batch;
 mod metadata;
-mod nn;
 mod request;
 mod tokenize;
 
-use api_error::ApiError;
 use serde::Serialize;
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
+use wasi_infer_guest::{ApiError, json_response, model_name, nn};
 
 #[derive(Serialize)]
 struct Embeddings<'a> {
@@ -56,7 +54,7 @@ fn embed(req: &Request) -> Result<Vec<u8>, ApiError> {
     if *req.method() != Method::Post {
         return Err(ApiError::method_not_allowed("POST"));
     }
-    let model = model_name(req)?;
+    let model = model_name(req, "POST /embed/<model>")?;
     let texts = request::texts(req.body())?;
 
     let meta = metadata::ModelMetadata::load(model)?;
@@ -71,21 +69,21 @@ fn embed(req: &Request) -> Result<Vec<u8>, ApiError> {
     let mut dimensions = 0;
     for text_ids in &ids {
         let batch = batch::Batch::new(std::slice::from_ref(text_ids), tokenizer.pad_id());
+        let dims = [dim(batch.batch)?, dim(batch.seq)?];
         // Feed the inputs the model declares, so a model without token_type_ids
         // (DistilBERT-like) works too.
         let inputs = meta
             .inputs
             .iter()
             .map(|name| {
-                batch.input(name).map(|values| (name.as_str(), values)).ok_or_else(|| {
+                batch.input(name).map(|values| nn::Input::i64(name, &dims, values)).ok_or_else(|| {
                     ApiError::internal(format!(
                         "model {model:?} takes an input {name:?}; this function provides only input_ids, attention_mask and token_type_ids"
                     ))
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let dims = [dim(batch.batch)?, dim(batch.seq)?];
-        let output = nn::infer(model, &dims, &inputs, &meta.output)?;
+        let output = nn::infer_f32(model, inputs, &meta.output)?;
         dimensions =
             embedding_size(&output.dims, batch.batch, output.values.len()).ok_or_else(|| {
                 ApiError::internal(format!(
@@ -107,28 +105,6 @@ fn embed(req: &Request) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError::internal(format!("cannot serialise the response: {e}")))
 }
 
-/// The model is the part of the path after the route's prefix, e.g. `/embed/<model>`.
-/// The host passes it in `spin-path-info`, as Spin does for wildcard routes.
-fn model_name(req: &Request) -> Result<&str, ApiError> {
-    let path_info = req
-        .header("spin-path-info")
-        .and_then(|v| v.as_str())
-        .unwrap_or_else(|| req.path());
-    let name = path_info.trim_matches('/');
-    let valid = !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
-        Ok(name)
-    } else {
-        Err(ApiError::not_found(format!(
-            "no model named {name:?}: use POST /embed/<model>"
-        )))
-    }
-}
-
 fn dim(n: usize) -> Result<u32, ApiError> {
     u32::try_from(n).map_err(|_| ApiError::internal(format!("tensor dimension {n} is too large")))
 }
@@ -143,28 +119,6 @@ fn embedding_size(dims: &[u32], batch: usize, values: usize) -> Option<usize> {
             Some(n as usize)
         }
         _ => None,
-    }
-}
-
-fn json_response(status: u16, body: &[u8]) -> Response {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(body.to_vec())
-        .build()
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message }).to_string();
-        let mut builder = Response::builder();
-        builder
-            .status(self.status)
-            .header("content-type", "application/json");
-        if let Some(allow) = self.allow {
-            builder.header("allow", allow);
-        }
-        builder.body(body).build()
     }
 }
 

@@ -3,12 +3,9 @@
 //! `[preprocess]` table (tokenizer, maximum length, output to return). The host
 //! reads the same file for the rest.
 
-use crate::api_error::ApiError;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
-
-/// Where the manifest mounts the model repository.
-const MODELS_DIR: &str = "/models";
+use wasi_infer_guest::ApiError;
 
 /// The shortest useful `max_length`: [CLS], one token, [SEP].
 const MIN_MAX_LENGTH: usize = 3;
@@ -50,15 +47,8 @@ struct TextPreprocess {
 
 impl ModelMetadata {
     pub fn load(model: &str) -> Result<Self, ApiError> {
-        let dir = PathBuf::from(MODELS_DIR).join(model);
-        let path = dir.join("model.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                ApiError::not_found(format!("no model named {model:?}"))
-            }
-            _ => ApiError::internal(format!("cannot read {}: {e}", path.display())),
-        })?;
-        Self::parse(model, &dir, &path, &text)
+        let file = wasi_infer_guest::read_model_toml(model)?;
+        Self::parse(model, &file.dir, &file.path, &file.text)
     }
 
     fn parse(model: &str, dir: &Path, path: &Path, text: &str) -> Result<Self, ApiError> {

@@ -5,8 +5,8 @@
 //! Other fields of the object are ignored, so clients that also send e.g. a
 //! `"model"` field (as OpenAI-style clients do) are accepted.
 
-use crate::api_error::ApiError;
 use serde_json::Value;
+use wasi_infer_guest::ApiError;
 
 /// More texts than this in one request are refused: they all go into one
 /// batch, whose memory and time grow with its size.

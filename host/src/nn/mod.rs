@@ -205,7 +205,7 @@ fn race(
         }
     }
     if candidates.len() > 1 {
-        let inputs = race_inputs(config);
+        let inputs = trial_inputs(config);
         let mut timed: Vec<(Duration, BackendKind, Arc<dyn Runner>)> = candidates
             .into_iter()
             .filter_map(|(kind, runner)| {
@@ -237,9 +237,9 @@ fn race(
     }))
 }
 
-/// Zero-filled inputs of the declared shapes for a trial run (dynamic
-/// dimensions: a batch of 1, 16 elsewhere).
-fn race_inputs(config: &ModelConfig) -> Vec<NamedTensor> {
+/// Zero-filled inputs of the declared shapes, for timing a model (dynamic
+/// dimensions: a batch of 1, 16 elsewhere, e.g. 16 tokens).
+pub fn trial_inputs(config: &ModelConfig) -> Vec<NamedTensor> {
     config
         .inputs
         .iter()

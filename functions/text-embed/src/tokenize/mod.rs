@@ -15,10 +15,10 @@ mod config;
 mod normalize;
 mod wordpiece;
 
-use crate::api_error::ApiError;
 use config::{PostProcessor, PreTokenizer, TemplatePiece, TokenizerJson};
 use normalize::BertNormalizer;
 use std::path::Path;
+use wasi_infer_guest::ApiError;
 use wordpiece::WordPiece;
 
 /// The contents of a tokenizer.json, which a [`Tokenizer`] borrows from.

@@ -1,5 +1,7 @@
-//! The errors this function answers with: an HTTP status and a message for the
+//! The errors a function answers with: an HTTP status and a message for the
 //! `{"error": "..."}` body.
+
+use spin_sdk::http::{IntoResponse, Response};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -36,4 +38,27 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, message)
     }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.message }).to_string();
+        let mut builder = Response::builder();
+        builder
+            .status(self.status)
+            .header("content-type", "application/json");
+        if let Some(allow) = self.allow {
+            builder.header("allow", allow);
+        }
+        builder.body(body).build()
+    }
+}
+
+/// A JSON answer.
+pub fn json_response(status: u16, body: &[u8]) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .build()
 }

@@ -1,6 +1,8 @@
-//! The one call that leaves the sandbox: run the named model through wasi-nn.
+//! The one call that leaves the sandbox: run a model, loaded by name, through
+//! wasi-nn. wasi-nn's errors become HTTP errors: an unknown model is a 404,
+//! anything else a 500 that carries the host's message.
 
-use crate::api_error::ApiError;
+use crate::ApiError;
 
 mod bindings {
     wit_bindgen::generate!({
@@ -11,22 +13,45 @@ mod bindings {
 
 use bindings::wasi::nn::errors::{Error as NnError, ErrorCode};
 use bindings::wasi::nn::graph;
-use bindings::wasi::nn::tensor::{Tensor, TensorType};
+pub use bindings::wasi::nn::tensor::{Tensor, TensorType};
+
+/// A named input tensor, as little-endian bytes.
+pub struct Input {
+    pub name: String,
+    pub tensor: Tensor,
+}
+
+impl Input {
+    pub fn f32(name: &str, dims: &[u32], values: &[f32]) -> Self {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Self::new(name, dims, TensorType::Fp32, &bytes)
+    }
+
+    pub fn i64(name: &str, dims: &[u32], values: &[i64]) -> Self {
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Self::new(name, dims, TensorType::I64, &bytes)
+    }
+
+    fn new(name: &str, dims: &[u32], ty: TensorType, bytes: &[u8]) -> Self {
+        Self {
+            name: name.to_string(),
+            tensor: Tensor::new(dims, ty, bytes),
+        }
+    }
+}
 
 /// An f32 output tensor.
-pub struct Output {
+pub struct F32Output {
     pub dims: Vec<u32>,
     pub values: Vec<f32>,
 }
 
-/// Runs `model` on i64 inputs that all have the dimensions `dims`, and returns
-/// its f32 output named `output_name`.
-pub fn infer(
+/// Runs `model` on `inputs` and returns its f32 output named `output_name`.
+pub fn infer_f32(
     model: &str,
-    dims: &[u32],
-    inputs: &[(&str, &[i64])],
+    inputs: Vec<Input>,
     output_name: &str,
-) -> Result<Output, ApiError> {
+) -> Result<F32Output, ApiError> {
     let graph = graph::load_by_name(model).map_err(|e| match e.code() {
         ErrorCode::NotFound => ApiError::not_found(format!(
             "no model named {model:?} is available to this function"
@@ -36,16 +61,8 @@ pub fn infer(
     let context = graph
         .init_execution_context()
         .map_err(|e| nn_error("creating an execution context", &e))?;
-
-    let tensors = inputs
-        .iter()
-        .map(|(name, values)| {
-            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name.to_string(), Tensor::new(dims, TensorType::I64, &bytes))
-        })
-        .collect();
     let outputs = context
-        .compute(tensors)
+        .compute(inputs.into_iter().map(|i| (i.name, i.tensor)).collect())
         .map_err(|e| nn_error("running the model", &e))?;
 
     let (_, output) = outputs
@@ -67,7 +84,7 @@ pub fn infer(
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    Ok(Output {
+    Ok(F32Output {
         dims: output.dimensions(),
         values,
     })

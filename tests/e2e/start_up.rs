@@ -149,42 +149,36 @@ fn model_errors_name_the_model_and_the_problem() {
     std::fs::write(dir.path().join("models/m/model.onnx"), b"garbage").unwrap();
     let stderr = error_for(&dir, &[]);
     assert!(stderr.contains("model.onnx"), "{stderr}");
-
-    // A backend that is not available.
-    let dir = app_with(|m| m);
-    let manifest = dir.path().join("spin.toml");
-    let stderr = start_up_error(
-        &[
-            "--manifest",
-            manifest.to_str().unwrap(),
-            "--backend",
-            "onnxruntime",
-        ],
-        &[("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")],
-    );
-    assert!(
-        stderr.contains("onnxruntime") && stderr.contains("/nonexistent/libonnxruntime.so"),
-        "{stderr}"
-    );
 }
 
 #[test]
-fn a_missing_openvino_library_is_named() {
+fn a_missing_native_library_is_named() {
     let dir = app_with(|m| m);
     let manifest = dir.path().join("spin.toml");
-    let stderr = start_up_error(
-        &[
+    for (backend, variable, library) in [
+        (
+            "onnxruntime",
+            "ORT_DYLIB_PATH",
+            "/nonexistent/libonnxruntime.so",
+        ),
+        (
+            "openvino",
+            "OPENVINO_DYLIB_PATH",
+            "/nonexistent/libopenvino_c.so",
+        ),
+    ] {
+        let args = [
             "--manifest",
             manifest.to_str().unwrap(),
             "--backend",
-            "openvino",
-        ],
-        &[("OPENVINO_DYLIB_PATH", "/nonexistent/libopenvino_c.so")],
-    );
-    assert!(
-        stderr.contains("openvino") && stderr.contains("/nonexistent/libopenvino_c.so"),
-        "{stderr}"
-    );
+            backend,
+        ];
+        let stderr = start_up_error(&args, &[(variable, library)]);
+        assert!(
+            stderr.contains(backend) && stderr.contains(library),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

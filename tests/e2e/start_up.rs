@@ -255,3 +255,38 @@ fn gpu_without_cuda_is_an_error_unless_the_fallback_is_asked_for() {
     let reply = server.post("/classify/m", &crate::server::photo("coffee.png"));
     assert_eq!(reply.status, 200, "{}", reply.text);
 }
+
+#[test]
+fn an_ir_only_model_runs_on_openvino_and_names_why_nothing_else_can() {
+    let dir = app_with(|m| m);
+    let toml = dir.path().join("models/m/model.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace("format = \"onnx\"", "format = \"openvino\"")
+        .replace(
+            "file = \"model.onnx\"",
+            "file = \"openvino/model-int8.xml\"",
+        );
+    std::fs::write(&toml, text).unwrap();
+    let manifest = dir.path().join("spin.toml");
+    let args = ["--manifest", manifest.to_str().unwrap()];
+
+    let server = Server::start(&args);
+    assert!(
+        server.log().contains("backend=openvino"),
+        "{}",
+        server.log()
+    );
+    let reply = server.post("/classify/m", &crate::server::photo("coffee.png"));
+    assert_eq!(reply.status, 200, "{}", reply.text);
+
+    let stderr = start_up_error(
+        &args,
+        &[("OPENVINO_DYLIB_PATH", "/nonexistent/libopenvino_c.so")],
+    );
+    assert!(
+        stderr.contains("no backend can run it")
+            && stderr.contains("/nonexistent/libopenvino_c.so"),
+        "{stderr}"
+    );
+}

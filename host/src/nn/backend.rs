@@ -107,6 +107,18 @@ pub fn load(
     Ok(runner)
 }
 
+/// A native library named by an environment variable (`ORT_DYLIB_PATH`,
+/// `OPENVINO_DYLIB_PATH`): `None` when it is not set, an error when it names
+/// no file.
+pub fn library_from_env(variable: &str) -> Option<Result<std::path::PathBuf, String>> {
+    let path = std::path::PathBuf::from(std::env::var_os(variable)?);
+    Some(if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{variable}={} does not exist", path.display()))
+    })
+}
+
 /// The names of a model's inputs, in the model's order.
 pub fn input_names(interface: &ModelInterface) -> Vec<String> {
     interface.inputs.iter().map(|t| t.name.clone()).collect()

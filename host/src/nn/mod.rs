@@ -51,6 +51,8 @@ pub enum ModelError {
         backend: BackendKind,
         reason: String,
     },
+    #[error("model {model}: no backend can run it: {reasons}")]
+    NoBackend { model: String, reasons: String },
 }
 
 /// A model ready to serve.
@@ -147,8 +149,7 @@ impl ModelRegistry {
     }
 }
 
-/// Loads a model on the backend forced or asked for; for `auto`, on every
-/// backend available that reads its format, keeping the fastest.
+/// Loads a model on the backend forced or asked for; for `auto`, see [`race`].
 fn select_backend(
     name: &str,
     dir: &Path,
@@ -183,58 +184,68 @@ fn race(
     config: &ModelConfig,
 ) -> Result<(BackendKind, Arc<dyn Runner>), ModelError> {
     let mut candidates = Vec::new();
-    let mut last_error = None;
-    let natives = [BackendKind::OnnxRuntime, BackendKind::OpenVino];
-    for kind in natives.into_iter().filter(|k| k.reads(config.format)) {
-        if let Err(reason) = kind.availability() {
-            tracing::info!(model = name, backend = %kind, %reason, "backend not available");
-            continue;
+    let mut reasons = Vec::new();
+    let mut try_load = |kind: BackendKind, candidates: &mut Vec<_>| {
+        if !kind.reads(config.format) {
+            return;
         }
-        match backend::load(kind, name, dir, config) {
-            Ok(runner) => candidates.push((kind, runner)),
-            Err(e) => {
-                tracing::warn!(model = name, error = %e, "backend cannot run this model");
-                last_error = Some(e);
+        match kind.availability() {
+            Err(reason) => {
+                tracing::info!(model = name, backend = %kind, %reason, "backend not available");
+                reasons.push(format!("{kind}: {reason}"));
             }
+            Ok(()) => match backend::load(kind, name, dir, config) {
+                Ok(runner) => candidates.push((kind, runner)),
+                Err(e) => {
+                    tracing::warn!(model = name, error = %e, "backend cannot run this model");
+                    reasons.push(e.to_string());
+                }
+            },
+        }
+    };
+    try_load(BackendKind::OnnxRuntime, &mut candidates);
+    try_load(BackendKind::OpenVino, &mut candidates);
+    if candidates.is_empty() {
+        try_load(BackendKind::Tract, &mut candidates);
+    }
+    match candidates.len() {
+        0 => Err(ModelError::NoBackend {
+            model: name.to_string(),
+            reasons: reasons.join("; "),
+        }),
+        1 => {
+            let (kind, runner) = candidates.remove(0);
+            tracing::info!(model = name, backend = %kind, "auto: the only backend available for this model");
+            Ok((kind, runner))
+        }
+        _ => {
+            // A backend whose trial fails is kept, last: the trial's zero
+            // inputs may be what it refuses, not the requests to come.
+            let inputs = trial_inputs(config);
+            let mut timed: Vec<(Option<Duration>, BackendKind, Arc<dyn Runner>)> = candidates
+                .into_iter()
+                .map(|(kind, runner)| {
+                    let time = time_inference(runner.as_ref(), &inputs)
+                        .inspect_err(|e| {
+                            tracing::warn!(model = name, backend = %kind, error = %e, "trial inference failed")
+                        })
+                        .ok();
+                    (time, kind, runner)
+                })
+                .collect();
+            timed.sort_by_key(|(time, kind, _)| (time.unwrap_or(Duration::MAX), *kind));
+            let trials: Vec<String> = timed
+                .iter()
+                .map(|(time, kind, _)| match time {
+                    Some(time) => format!("{kind} {:.2} ms", time.as_secs_f64() * 1e3),
+                    None => format!("{kind} failed"),
+                })
+                .collect();
+            let (_, kind, runner) = timed.remove(0);
+            tracing::info!(model = name, backend = %kind, trials = %trials.join(", "), "auto: fastest backend chosen");
+            Ok((kind, runner))
         }
     }
-    if candidates.is_empty() && BackendKind::Tract.reads(config.format) {
-        match backend::load(BackendKind::Tract, name, dir, config) {
-            Ok(runner) => candidates.push((BackendKind::Tract, runner)),
-            Err(e) => last_error = Some(e),
-        }
-    }
-    if candidates.len() > 1 {
-        let inputs = trial_inputs(config);
-        let mut timed: Vec<(Duration, BackendKind, Arc<dyn Runner>)> = candidates
-            .into_iter()
-            .filter_map(|(kind, runner)| {
-                let time = time_inference(runner.as_ref(), &inputs)
-                    .inspect_err(|e| {
-                        tracing::warn!(model = name, backend = %kind, error = %e, "trial inference failed")
-                    })
-                    .ok()?;
-                Some((time, kind, runner))
-            })
-            .collect();
-        timed.sort_by_key(|(time, kind, _)| (*time, *kind));
-        let times: Vec<String> = timed
-            .iter()
-            .map(|(time, kind, _)| format!("{kind} {:.2} ms", time.as_secs_f64() * 1e3))
-            .collect();
-        if let Some((_, kind, runner)) = timed.into_iter().next() {
-            tracing::info!(model = name, backend = %kind, trials = %times.join(", "), "auto: fastest backend chosen");
-            return Ok((kind, runner));
-        }
-    } else if let Some((kind, runner)) = candidates.pop() {
-        tracing::info!(model = name, backend = %kind, "auto: the only backend available for this model");
-        return Ok((kind, runner));
-    }
-    Err(last_error.unwrap_or_else(|| ModelError::Unavailable {
-        model: name.to_string(),
-        backend: BackendKind::Tract,
-        reason: "no backend can run this model".into(),
-    }))
 }
 
 /// Zero-filled inputs of the declared shapes, for timing a model (dynamic

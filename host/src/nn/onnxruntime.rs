@@ -59,13 +59,8 @@ pub fn library() -> Result<&'static Path, String> {
 }
 
 fn locate() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!("ORT_DYLIB_PATH={} does not exist", path.display()))
-        };
+    if let Some(found) = super::backend::library_from_env("ORT_DYLIB_PATH") {
+        return found;
     }
     let recorded = PathBuf::from(RECORDED_LIBRARY);
     if recorded.is_file() {

@@ -47,16 +47,8 @@ pub fn library() -> Result<&'static Path, String> {
 /// `OPENVINO_INSTALL_DIR`, `INTEL_OPENVINO_DIR`, `LD_LIBRARY_PATH` and the
 /// system's locations (the `openvino` crate's finder), then `.deps/openvino`.
 fn locate() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os("OPENVINO_DYLIB_PATH") {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "OPENVINO_DYLIB_PATH={} does not exist",
-                path.display()
-            ))
-        };
+    if let Some(found) = super::backend::library_from_env("OPENVINO_DYLIB_PATH") {
+        return found;
     }
     if let Some(path) = openvino_sys::library::find() {
         return Ok(path);

@@ -39,13 +39,19 @@ pub fn read_model_toml(model: &str) -> Result<ModelToml, ApiError> {
 
 /// The model is the part of the path after the route's prefix, e.g.
 /// `/classify/<model>`: the host passes it in `spin-path-info`, as Spin does
-/// for wildcard routes. `usage` completes the 404 message (`POST /classify/<model>`).
+/// for wildcard routes. A plain `wasi:http` host (`wasmtime serve`) passes only
+/// the whole path, whose last segment is then the model. `usage` completes the
+/// 404 message (`POST /classify/<model>`).
 pub fn model_name<'a>(req: &'a Request, usage: &str) -> Result<&'a str, ApiError> {
-    let path_info = req
-        .header("spin-path-info")
-        .and_then(|v| v.as_str())
-        .unwrap_or_else(|| req.path());
-    let name = path_info.trim_matches('/');
+    let name = match req.header("spin-path-info").and_then(|v| v.as_str()) {
+        Some(path_info) => path_info.trim_matches('/'),
+        None => req
+            .path()
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(""),
+    };
     if is_model_name(name) {
         Ok(name)
     } else {

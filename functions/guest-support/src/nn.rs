@@ -23,13 +23,11 @@ pub struct Input {
 
 impl Input {
     pub fn f32(name: &str, dims: &[u32], values: &[f32]) -> Self {
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        Self::new(name, dims, TensorType::Fp32, &bytes)
+        Self::new(name, dims, TensorType::Fp32, &le_bytes(values))
     }
 
     pub fn i64(name: &str, dims: &[u32], values: &[i64]) -> Self {
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        Self::new(name, dims, TensorType::I64, &bytes)
+        Self::new(name, dims, TensorType::I64, &le_bytes(values))
     }
 
     fn new(name: &str, dims: &[u32], ty: TensorType, bytes: &[u8]) -> Self {
@@ -38,6 +36,22 @@ impl Input {
             tensor: Tensor::new(dims, ty, bytes),
         }
     }
+}
+
+/// wasi-nn tensors are little-endian. On a little-endian target (wasm32 always
+/// is) that is the values' own memory, passed without a copy: the input tensor of
+/// an image model is 600 kB.
+#[cfg(target_endian = "little")]
+fn le_bytes<T: bytemuck::NoUninit>(values: &[T]) -> std::borrow::Cow<'_, [u8]> {
+    std::borrow::Cow::Borrowed(bytemuck::cast_slice(values))
+}
+
+#[cfg(target_endian = "big")]
+fn le_bytes<T: bytemuck::NoUninit>(values: &[T]) -> std::borrow::Cow<'_, [u8]> {
+    let size = std::mem::size_of::<T>();
+    let mut bytes = bytemuck::cast_slice::<T, u8>(values).to_vec();
+    bytes.chunks_exact_mut(size).for_each(<[u8]>::reverse);
+    std::borrow::Cow::Owned(bytes)
 }
 
 /// An f32 output tensor.
@@ -65,14 +79,19 @@ pub fn infer_f32(
         .compute(inputs.into_iter().map(|i| (i.name, i.tensor)).collect())
         .map_err(|e| nn_error("running the model", &e))?;
 
-    let (_, output) = outputs
-        .into_iter()
-        .find(|(name, _)| name == output_name)
-        .ok_or_else(|| {
-            ApiError::internal(format!(
-                "the model returned no output named {output_name:?}"
-            ))
-        })?;
+    // A host may not name outputs as the model does (wasmtime's OpenVINO
+    // backend numbers them): a lone output is the one asked for.
+    let count = outputs.len();
+    let (_, output) = match outputs.iter().position(|(name, _)| name == output_name) {
+        Some(i) => outputs.into_iter().nth(i),
+        None if count == 1 => outputs.into_iter().next(),
+        None => None,
+    }
+    .ok_or_else(|| {
+        ApiError::internal(format!(
+            "the model returned no output named {output_name:?}"
+        ))
+    })?;
     if output.ty() != TensorType::Fp32 {
         return Err(ApiError::internal(format!(
             "output {output_name:?} is {:?}, expected FP32",

@@ -9,9 +9,9 @@ pub struct Prediction {
     pub score: f32,
 }
 
-/// The `k` most probable classes, best first. `k` larger than the number of
-/// classes returns them all.
-pub fn top_k(logits: &[f32], k: usize, labels: &[String]) -> Vec<Prediction> {
+/// The `k` most probable classes, best first, each named by `label(index)`.
+/// `k` larger than the number of classes returns them all.
+pub fn top_k(logits: &[f32], k: usize, label: impl Fn(usize) -> String) -> Vec<Prediction> {
     let probabilities = softmax(logits);
     let mut order: Vec<usize> = (0..probabilities.len()).collect();
     let k = k.min(order.len());
@@ -25,7 +25,7 @@ pub fn top_k(logits: &[f32], k: usize, labels: &[String]) -> Vec<Prediction> {
         .into_iter()
         .map(|index| Prediction {
             index,
-            label: labels.get(index).cloned().unwrap_or_default(),
+            label: label(index),
             score: probabilities[index],
         })
         .collect()
@@ -52,8 +52,8 @@ mod tests {
 
     #[test]
     fn top_k_is_sorted_and_labelled() {
-        let labels: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-        let top = top_k(&[0.1, 2.0, -1.0, 1.0], 2, &labels);
+        let labels = ["a", "b", "c", "d"];
+        let top = top_k(&[0.1, 2.0, -1.0, 1.0], 2, |i| labels[i].to_string());
         assert_eq!(top.len(), 2);
         assert_eq!((top[0].index, top[0].label.as_str()), (1, "b"));
         assert_eq!((top[1].index, top[1].label.as_str()), (3, "d"));
@@ -62,6 +62,6 @@ mod tests {
 
     #[test]
     fn top_k_larger_than_classes_returns_all() {
-        assert_eq!(top_k(&[0.0, 1.0, 2.0], 10, &[]).len(), 3);
+        assert_eq!(top_k(&[0.0, 1.0, 2.0], 10, |_| String::new()).len(), 3);
     }
 }

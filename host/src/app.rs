@@ -15,7 +15,9 @@ use wasmtime_wasi_http::WasiBody;
 use crate::manifest::{Manifest, ManifestError};
 use crate::nn::{BackendKind, ModelError, ModelRegistry};
 use crate::routing::Router;
-use crate::runtime::{ComponentRuntime, InstanceConfig, Runtime, RuntimeLimits};
+use crate::runtime::{
+    CompileCache, Compiled, ComponentRuntime, InstanceConfig, Runtime, RuntimeLimits,
+};
 use crate::variables::{render_component_variables, resolve_application_variables};
 use crate::{body, json_error};
 
@@ -29,6 +31,8 @@ pub struct AppOptions {
     /// Run every model on this backend instead of the one its `model.toml` asks for.
     pub backend: Option<BackendKind>,
     pub limits: RuntimeLimits,
+    /// Keep compiled components here between runs; `None` compiles every time.
+    pub compile_cache: Option<CompileCache>,
 }
 
 impl AppOptions {
@@ -38,6 +42,7 @@ impl AppOptions {
             models_dir: None,
             backend: None,
             limits: RuntimeLimits::default(),
+            compile_cache: None,
         }
     }
 }
@@ -107,8 +112,8 @@ impl App {
                 path: spec.source.clone(),
                 message,
             };
-            let component = Component::from_file(&runtime.engine, &spec.source)
-                .map_err(|e| fail(format!("not a valid WebAssembly component: {e:#}")))?;
+            let (component, compiled) =
+                compile(&runtime, &spec.source, options.compile_cache.as_ref()).map_err(fail)?;
             let config = InstanceConfig {
                 component_id: spec.id.clone(),
                 files: spec.files.clone(),
@@ -121,6 +126,10 @@ impl App {
             tracing::info!(
                 component = %spec.id,
                 world = %runtime_component.world,
+                compiled = match compiled {
+                    Compiled::Cached => "from cache",
+                    Compiled::Fresh => "now",
+                },
                 ms = started.elapsed().as_millis() as u64,
                 "component ready"
             );
@@ -173,6 +182,20 @@ impl App {
             }
         }
     }
+}
+
+/// Compiles a component's file, through the cache when there is one.
+pub fn compile(
+    runtime: &Runtime,
+    source: &std::path::Path,
+    cache: Option<&CompileCache>,
+) -> Result<(Component, Compiled), String> {
+    let bytes = std::fs::read(source).map_err(|e| format!("cannot read the component: {e}"))?;
+    let compiled = match cache {
+        Some(cache) => cache.load(&runtime.engine, &bytes),
+        None => Component::new(&runtime.engine, &bytes).map(|c| (c, Compiled::Fresh)),
+    };
+    compiled.map_err(|e| format!("not a valid WebAssembly component: {e:#}"))
 }
 
 /// What the client is told when a function fails. A trap's details (the panic

@@ -1,5 +1,6 @@
 //! `wasi-infer`: the command-line front of the library.
 
+mod compile_cmd;
 mod models_cmd;
 
 use std::io::IsTerminal;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use wasi_infer::runtime::CompileCache;
 use wasi_infer::{App, AppOptions, BackendKind};
 
 /// Serverless WebAssembly inference functions: serves a Spin application whose
@@ -36,6 +38,17 @@ enum Command {
         /// Run every model on this backend, whatever its model.toml asks for.
         #[arg(long, value_enum)]
         backend: Option<BackendKind>,
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Compile the application's components into the cache, so that serving
+    /// starts without compiling (e.g. when building a container image).
+    Compile {
+        /// The application manifest.
+        #[arg(long, default_value = "spin.toml")]
+        manifest: PathBuf,
+        #[command(flatten)]
+        cache: CacheArgs,
     },
     /// Look into a model repository.
     Models {
@@ -45,6 +58,33 @@ enum Command {
         #[command(subcommand)]
         command: ModelsCommand,
     },
+}
+
+/// Where compiled components are kept between runs.
+#[derive(clap::Args)]
+struct CacheArgs {
+    /// Directory of compiled components [default: $XDG_CACHE_HOME/wasi-infer or
+    /// ~/.cache/wasi-infer].
+    #[arg(long, env = "WASI_INFER_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component at start-up, without reading or writing the cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    fn cache(self) -> Option<CompileCache> {
+        if self.no_cache {
+            return None;
+        }
+        let dir = self.cache_dir.or_else(CompileCache::default_dir);
+        if dir.is_none() {
+            tracing::warn!(
+                "no cache directory (neither HOME nor XDG_CACHE_HOME is set): compiling every time"
+            );
+        }
+        dir.map(CompileCache::new)
+    }
 }
 
 #[derive(Subcommand)]
@@ -79,14 +119,17 @@ fn main() -> anyhow::Result<()> {
             listen,
             models,
             backend,
+            cache,
         } => {
             let options = AppOptions {
                 models_dir: models,
                 backend,
+                compile_cache: cache.cache(),
                 ..AppOptions::new(manifest)
             };
             serve(options, listen)
         }
+        Command::Compile { manifest, cache } => compile_cmd::compile(&manifest, cache.cache()),
         Command::Models { models, command } => match command {
             ModelsCommand::List => models_cmd::list(&models),
             ModelsCommand::Inspect {

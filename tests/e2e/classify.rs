@@ -53,6 +53,41 @@ pub fn check_predictions(json: &Value, model: &str, k: usize) -> Vec<u64> {
     indices
 }
 
+/// `Server-Timing` splits a request: the host's instantiation first, then the
+/// function's stages, each a duration in milliseconds.
+#[test]
+fn answers_say_where_the_time_went() {
+    let server = Server::start(&[]);
+    let reply = server.post("/classify/efficientnet-lite0", &photo("grace_hopper.jpg"));
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let header = reply.server_timing.expect("a Server-Timing header");
+    let stages: Vec<(&str, f64)> = header
+        .split(", ")
+        .map(|entry| {
+            let (name, dur) = entry
+                .split_once(";dur=")
+                .unwrap_or_else(|| panic!("{header}"));
+            (name, dur.parse().unwrap_or_else(|_| panic!("{header}")))
+        })
+        .collect();
+    let names: Vec<&str> = stages.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        names,
+        [
+            "instantiate",
+            "metadata",
+            "decode",
+            "preprocess",
+            "inference",
+            "postprocess"
+        ],
+        "{header}"
+    );
+    assert!(stages.iter().all(|(_, ms)| *ms >= 0.0), "{header}");
+    let inference = stages[4].1;
+    assert!(inference > 0.1, "an inference takes time: {header}");
+}
+
 #[test]
 fn the_cat_is_a_cat_and_top_k_is_honoured() {
     let server = Server::start(&[]);

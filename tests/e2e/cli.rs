@@ -1,10 +1,10 @@
-//! `wasi-infer models list|inspect`.
+//! `wasi-infer models list|inspect` and `wasi-infer compile`.
 
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::server::root;
+use crate::server::{Server, photo, root};
 
 fn wasi_infer(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_wasi-infer"))
@@ -76,4 +76,51 @@ fn models_inspect_reads_the_interface_from_the_model_on_every_backend() {
     let (ok, _, stderr) = wasi_infer(&["models", "inspect", "nope"]);
     assert!(!ok);
     assert!(stderr.contains("nope"), "{stderr}");
+}
+
+/// `compile` fills the cache once; `serve` then loads the components from it
+/// instead of compiling them, and `--no-cache` compiles regardless.
+#[test]
+fn compile_fills_the_cache_that_serve_uses() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_str().unwrap();
+    let (ok, out, err) = wasi_infer(&["compile", "--cache-dir", dir]);
+    assert!(ok, "{err}");
+    for component in ["image-classify", "text-embed"] {
+        assert!(out.contains(&format!("{component}: compiled")), "{out}");
+    }
+    let entries = || {
+        std::fs::read_dir(cache.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .count()
+    };
+    assert_eq!(entries(), 2);
+
+    let (ok, out, err) = wasi_infer(&["compile", "--cache-dir", dir]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches("already in the cache").count(), 2, "{out}");
+
+    let server = Server::start(&["--backend", "onnxruntime", "--cache-dir", dir]);
+    let reply = server.post("/classify/fashion-mnist-cnn", &photo("page.png"));
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        server.log().matches("compiled=\"from cache\"").count(),
+        2,
+        "{}",
+        server.log()
+    );
+    drop(server);
+
+    let server = Server::start(&["--backend", "onnxruntime", "--no-cache"]);
+    let reply = server.post("/classify/fashion-mnist-cnn", &photo("page.png"));
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        server.log().matches("compiled=\"now\"").count(),
+        2,
+        "{}",
+        server.log()
+    );
+    assert_eq!(entries(), 2, "--no-cache writes nothing");
 }

@@ -52,6 +52,7 @@ pub struct Reply {
     pub status: u16,
     pub content_type: Option<String>,
     pub allow: Option<String>,
+    pub server_timing: Option<String>,
     pub text: String,
 }
 
@@ -177,10 +178,12 @@ fn reply(mut response: http::Response<ureq::Body>) -> Reply {
             .map(str::to_string)
     };
     let (content_type, allow) = (header("content-type"), header("allow"));
+    let server_timing = header("server-timing");
     Reply {
         status: response.status().as_u16(),
         content_type,
         allow,
+        server_timing,
         text: response.body_mut().read_to_string().unwrap(),
     }
 }

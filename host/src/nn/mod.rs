@@ -112,19 +112,25 @@ impl ModelRegistry {
         names: impl IntoIterator<Item = &'a str>,
         force: Option<BackendKind>,
     ) -> Result<Self, ModelError> {
+        // One model at a time: each backend already builds a model's sessions
+        // in parallel, and loading models side by side on a small machine was
+        // slower than one after the other (and would disturb auto's trials).
+        let mut names: Vec<&str> = names.into_iter().collect();
+        names.sort_unstable();
+        names.dedup();
+        let loaded = names
+            .iter()
+            .map(|name| LoadedModel::load(name, &dir.join(name), force));
         let mut models = BTreeMap::new();
-        for name in names {
-            if models.contains_key(name) {
-                continue;
-            }
-            let model = LoadedModel::load(name, &dir.join(name), force)?;
+        for model in loaded {
+            let model = model?;
             tracing::info!(
-                model = name,
+                model = %model.name,
                 backend = %model.backend,
                 load_ms = model.load_time.as_millis() as u64,
                 "model loaded"
             );
-            models.insert(name.to_string(), model);
+            models.insert(model.name.clone(), model);
         }
         Ok(Self { models })
     }

@@ -66,6 +66,10 @@ pub struct OnnxRuntimeSettings {
     pub intra_threads: Option<usize>,
     /// Sessions that run requests in parallel (default: one per core).
     pub sessions: Option<usize>,
+    /// Intra-op threads of one more session, used by a request that finds no
+    /// other inference running on the model, so a lone request is not held to
+    /// one core (default: one per core; 1 means no such session). On the CPU only.
+    pub solo_threads: Option<usize>,
     /// Where to run: `cpu` (default) or `gpu` (the CUDA execution provider).
     #[serde(default)]
     pub device: OrtDevice,

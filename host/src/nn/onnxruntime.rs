@@ -5,11 +5,15 @@
 //! takes `&mut self`, so one shared session would serialise every request on a
 //! model behind one lock (as wasmtime-wasi-nn's built-in backend does), and on a
 //! small machine parallel requests on separate sessions beat one session with
-//! more threads. `[onnxruntime]` in `model.toml` tunes the pool, the threads,
-//! the graph optimisation level and the device (CPU, or CUDA).
+//! more threads. A request that finds the model otherwise idle runs instead on
+//! a "solo" session with a thread per core, so light load gets the latency of
+//! all cores and heavy load the throughput of one core per request.
+//! `[onnxruntime]` in `model.toml` tunes the pool, the threads, the graph
+//! optimisation level and the device (CPU, or CUDA).
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use ort::execution_providers::{
     CUDAExecutionProvider, ExecutionProvider, ExecutionProviderDispatch,
@@ -113,7 +117,12 @@ fn check_library(path: &Path) -> Result<(), String> {
 }
 
 pub struct OnnxRuntimeModel {
+    /// One intra-op thread each (by default): requests in parallel.
     sessions: Pool<Session>,
+    /// A thread per core: a request alone on the model.
+    solo: Option<Mutex<Session>>,
+    /// Inferences running on this model now.
+    in_flight: AtomicUsize,
     interface: ModelInterface,
 }
 
@@ -126,28 +135,58 @@ impl OnnxRuntimeModel {
             OrtDevice::Cpu => None,
             OrtDevice::Gpu => gpu_provider(name, settings.cpu_fallback)?,
         };
-        let pool = settings
-            .sessions
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = settings.sessions.unwrap_or(cores);
+        let solo_threads = match (&cuda, settings.solo_threads) {
+            (Some(_), _) => 1,
+            (None, threads) => threads.unwrap_or(cores),
+        };
         let level = || match settings.optimization {
             OptimizationLevel::Disable => GraphOptimizationLevel::Disable,
             OptimizationLevel::Basic => GraphOptimizationLevel::Level1,
             OptimizationLevel::Extended => GraphOptimizationLevel::Level2,
             OptimizationLevel::All => GraphOptimizationLevel::Level3,
         };
-        let sessions = (0..pool)
-            .map(|_| {
-                let mut builder = Session::builder()?
-                    .with_optimization_level(level())?
-                    .with_intra_threads(settings.intra_threads.unwrap_or(1))?
-                    .with_inter_threads(1)?;
-                if let Some(cuda) = &cuda {
-                    builder = builder.with_execution_providers([cuda.clone()])?;
-                }
-                builder.commit_from_file(&path)
-            })
-            .collect::<Result<Vec<_>, ort::Error>>()
-            .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        let build = |threads: usize| {
+            let mut builder = Session::builder()?
+                .with_optimization_level(level())?
+                .with_intra_threads(threads)?
+                .with_inter_threads(1)?;
+            if threads > 1 {
+                // Idle threads sleep rather than spin: the solo session's
+                // threads must not take cores from requests on other sessions.
+                builder = builder.with_intra_op_spinning(false)?;
+            }
+            if let Some(cuda) = &cuda {
+                builder = builder.with_execution_providers([cuda.clone()])?;
+            }
+            builder.commit_from_file(&path)
+        };
+        // Sessions are built in parallel: optimising the graph is most of a
+        // cold start.
+        let mut threads = vec![settings.intra_threads.unwrap_or(1); pool];
+        if solo_threads > 1 {
+            threads.push(solo_threads);
+        }
+        let mut built = std::thread::scope(|scope| {
+            let handles: Vec<_> = threads
+                .iter()
+                .map(|&n| scope.spawn(move || build(n)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<Result<Vec<_>, ort::Error>>()
+        })
+        .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        let solo = (solo_threads > 1)
+            .then(|| built.pop())
+            .flatten()
+            .map(Mutex::new);
+        let sessions = built;
 
         let sessions = Pool::new(sessions)?;
         let session = sessions.get().map_err(|e| e.to_string())?;
@@ -175,6 +214,8 @@ impl OnnxRuntimeModel {
 
         Ok(Self {
             sessions,
+            solo,
+            in_flight: AtomicUsize::new(0),
             interface,
         })
     }
@@ -222,20 +263,54 @@ impl Runner for OnnxRuntimeModel {
             .map(|t| Ok((t.name.clone(), to_value(&t)?)))
             .collect::<Result<Vec<(String, DynValue)>, BackendError>>()?;
         run_blocking(|| {
-            let mut session = self.sessions.get()?;
-            let outputs = session
-                .run(values)
-                .map_err(|e| invalid(format!("ONNX Runtime: {e}")))?;
-            outputs
-                .iter()
-                .map(|(name, value)| {
-                    Ok(NamedTensor {
-                        name: name.to_string(),
-                        tensor: from_value(name, &value)?,
-                    })
-                })
-                .collect()
+            let running = InFlight::enter(&self.in_flight);
+            let solo = match &self.solo {
+                Some(solo) if running.others == 0 => solo.try_lock().ok(),
+                _ => None,
+            };
+            match solo {
+                Some(mut session) => infer(&mut session, values),
+                None => infer(&mut *self.sessions.get()?, values),
+            }
         })
+    }
+}
+
+fn infer(
+    session: &mut Session,
+    values: Vec<(String, DynValue)>,
+) -> Result<Vec<NamedTensor>, BackendError> {
+    let outputs = session
+        .run(values)
+        .map_err(|e| invalid(format!("ONNX Runtime: {e}")))?;
+    outputs
+        .iter()
+        .map(|(name, value)| {
+            Ok(NamedTensor {
+                name: name.to_string(),
+                tensor: from_value(name, &value)?,
+            })
+        })
+        .collect()
+}
+
+/// Counts an inference as running on a model while it lives.
+struct InFlight<'a> {
+    count: &'a AtomicUsize,
+    /// Inferences that were already running when this one began.
+    others: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let others = count.fetch_add(1, Ordering::AcqRel);
+        Self { count, others }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -8,9 +8,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
 
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store, StoreContextMut};
@@ -76,12 +78,35 @@ impl ComponentRuntime {
         })
     }
 
-    /// Handles one request in a fresh instance.
+    /// Handles one request in a fresh instance. The time the instance took to
+    /// create is added to the response's `Server-Timing` header
+    /// (`instantiate;dur=0.08`, milliseconds), after the function's own entries.
     pub async fn handle(
         &self,
         request: wasmtime_wasi_http::handler::Request,
     ) -> wasmtime::Result<wasmtime_wasi_http::handler::Response> {
-        self.handler.handle((), request).await
+        let instantiated_in = Arc::new(OnceLock::new());
+        let mut response = self
+            .handler
+            .handle(instantiated_in.clone(), request)
+            .await?;
+        if let Some(took) = instantiated_in.get() {
+            add_server_timing(response.headers_mut(), "instantiate", *took);
+        }
+        Ok(response)
+    }
+}
+
+/// Puts `name;dur=<ms>` first in the `Server-Timing` header.
+fn add_server_timing(headers: &mut http::HeaderMap, name: &str, took: Duration) {
+    const SERVER_TIMING: &str = "server-timing";
+    let entry = format!("{name};dur={:.3}", took.as_secs_f64() * 1000.0);
+    let value = match headers.get(SERVER_TIMING).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.is_empty() => format!("{entry}, {existing}"),
+        _ => entry,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(SERVER_TIMING, value);
     }
 }
 
@@ -97,9 +122,11 @@ impl HandlerState for Instantiator {
     type WorkerState = OneRequest;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, NoExpiry, OneRequest>> {
+        let started = Instant::now();
         // Memory is bounded by the pool's slot size (RuntimeLimits::max_memory_bytes).
         let mut store = Store::new(&self.engine, HostState::new(&self.config)?);
         let proxy = self.pre.instantiate_async(&mut store).await?;
+        store.data_mut().instantiated_in = started.elapsed();
         Ok(Instance {
             store,
             proxy,
@@ -119,7 +146,8 @@ struct OneRequest {
 
 impl WorkerState for OneRequest {
     type StoreData = HostState;
-    type RequestData = ();
+    /// Where the request learns how long its instance took to create.
+    type RequestData = Arc<OnceLock<Duration>>;
 
     fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
         if total == 0 {
@@ -131,10 +159,11 @@ impl WorkerState for OneRequest {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, HostState>,
-        _data: (),
+        store: StoreContextMut<'_, HostState>,
+        instantiated_in: Arc<OnceLock<Duration>>,
         _task: wasmtime::component::GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let _ = instantiated_in.set(store.data().instantiated_in);
         Box::pin(std::future::pending())
     }
 

@@ -71,6 +71,10 @@ pub trait Runner: Send + Sync + 'static {
     /// Runs the model. Every input must be given once, by name; all outputs are
     /// returned, in the model's order.
     fn run(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, BackendError>;
+    /// Waits for work the backend still does after loading (ONNX Runtime builds
+    /// its extra sessions while the model already serves), e.g. so that timing
+    /// trials do not share the cores with it.
+    fn settle(&self) {}
 }
 
 /// Loads the model in `dir` with `kind`, and checks its interface against `model.toml`.

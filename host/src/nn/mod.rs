@@ -228,6 +228,9 @@ fn race(
             // A backend whose trial fails is kept, last: the trial's zero
             // inputs may be what it refuses, not the requests to come.
             let inputs = trial_inputs(config);
+            for (_, runner) in &candidates {
+                runner.settle();
+            }
             let mut timed: Vec<(Option<Duration>, BackendKind, Arc<dyn Runner>)> = candidates
                 .into_iter()
                 .map(|(kind, runner)| {

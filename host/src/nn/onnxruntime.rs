@@ -7,13 +7,17 @@
 //! small machine parallel requests on separate sessions beat one session with
 //! more threads. A request that finds the model otherwise idle runs instead on
 //! a "solo" session with a thread per core, so light load gets the latency of
-//! all cores and heavy load the throughput of one core per request.
+//! all cores and heavy load the throughput of one core per request. Building a
+//! session is most of a cold start: the model serves as soon as its solo
+//! session and one pooled session are built (in parallel), and the rest of the
+//! pool is built in the background.
 //! `[onnxruntime]` in `model.toml` tunes the pool, the threads, the graph
 //! optimisation level and the device (CPU, or CUDA).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 use ort::execution_providers::{
     CUDAExecutionProvider, ExecutionProvider, ExecutionProviderDispatch,
@@ -118,7 +122,9 @@ fn check_library(path: &Path) -> Result<(), String> {
 
 pub struct OnnxRuntimeModel {
     /// One intra-op thread each (by default): requests in parallel.
-    sessions: Pool<Session>,
+    sessions: Arc<Pool<Session>>,
+    /// Builds the pool's other sessions after loading.
+    building: Mutex<Option<JoinHandle<()>>>,
     /// A thread per core: a request alone on the model.
     solo: Option<Mutex<Session>>,
     /// Inferences running on this model now.
@@ -141,13 +147,14 @@ impl OnnxRuntimeModel {
             (Some(_), _) => 1,
             (None, threads) => threads.unwrap_or(cores),
         };
-        let level = || match settings.optimization {
+        let optimization = settings.optimization;
+        let level = move || match optimization {
             OptimizationLevel::Disable => GraphOptimizationLevel::Disable,
             OptimizationLevel::Basic => GraphOptimizationLevel::Level1,
             OptimizationLevel::Extended => GraphOptimizationLevel::Level2,
             OptimizationLevel::All => GraphOptimizationLevel::Level3,
         };
-        let build = |threads: usize| {
+        let build = move |threads: usize| {
             let mut builder = Session::builder()?
                 .with_optimization_level(level())?
                 .with_intra_threads(threads)?
@@ -162,17 +169,15 @@ impl OnnxRuntimeModel {
             }
             builder.commit_from_file(&path)
         };
-        // Sessions are built in parallel: optimising the graph is most of a
-        // cold start.
-        let mut threads = vec![settings.intra_threads.unwrap_or(1); pool];
+        // Before serving: the solo session and one pooled session, in parallel.
+        let pooled_threads = settings.intra_threads.unwrap_or(1);
+        let mut now = vec![pooled_threads];
         if solo_threads > 1 {
-            threads.push(solo_threads);
+            now.push(solo_threads);
         }
         let mut built = std::thread::scope(|scope| {
-            let handles: Vec<_> = threads
-                .iter()
-                .map(|&n| scope.spawn(move || build(n)))
-                .collect();
+            let build = &build;
+            let handles: Vec<_> = now.iter().map(|&n| scope.spawn(move || build(n))).collect();
             handles
                 .into_iter()
                 .map(|h| {
@@ -181,14 +186,32 @@ impl OnnxRuntimeModel {
                 })
                 .collect::<Result<Vec<_>, ort::Error>>()
         })
-        .map_err(|e| format!("cannot load {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot load {}: {e}", dir.join(&config.file).display()))?;
         let solo = (solo_threads > 1)
             .then(|| built.pop())
             .flatten()
             .map(Mutex::new);
-        let sessions = built;
+        let first = built.pop().ok_or("no session was built")?;
+        let sessions = Arc::new(Pool::starting_with(first, pool));
 
-        let sessions = Pool::new(sessions)?;
+        // The rest of the pool, while the model serves.
+        let building = (pool > 1).then(|| {
+            let (sessions, name) = (sessions.clone(), name.to_string());
+            std::thread::spawn(move || {
+                for _ in 1..pool {
+                    match build(pooled_threads) {
+                        Ok(session) => {
+                            let _ = sessions.add(session);
+                        }
+                        Err(error) => {
+                            tracing::warn!(model = name, "cannot build another ONNX Runtime session, serving with fewer: {error}");
+                            return;
+                        }
+                    }
+                }
+            })
+        });
+
         let session = sessions.get().map_err(|e| e.to_string())?;
         let info = |name: &str, ty: &ValueType| TensorInfo {
             name: name.to_string(),
@@ -214,6 +237,7 @@ impl OnnxRuntimeModel {
 
         Ok(Self {
             sessions,
+            building: Mutex::new(building),
             solo,
             in_flight: AtomicUsize::new(0),
             interface,
@@ -273,6 +297,13 @@ impl Runner for OnnxRuntimeModel {
                 None => infer(&mut *self.sessions.get()?, values),
             }
         })
+    }
+
+    fn settle(&self) {
+        let building = self.building.lock().map(|mut b| b.take());
+        if let Ok(Some(handle)) = building {
+            let _ = handle.join();
+        }
     }
 }
 

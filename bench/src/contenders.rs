@@ -1,0 +1,279 @@
+//! The servers under test, how to start each one on loopback, and how to tell
+//! when it is ready. Every contender serves `POST /classify/<model>` with the
+//! same models and answers with the same JSON.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::load::{Connection, Target};
+use crate::proc;
+
+/// Where the set-up scripts put what the contenders need (see `bench/run.sh`).
+pub struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    fn at(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+    pub fn wasi_infer(&self) -> PathBuf {
+        self.at("target/release/wasi-infer")
+    }
+    pub fn native(&self) -> PathBuf {
+        self.at("target/release/native-classify")
+    }
+    pub fn wasmtime(&self) -> PathBuf {
+        self.at(".deps/wasmtime/wasmtime")
+    }
+    pub fn portable_component(&self) -> PathBuf {
+        self.at("target/bench/image_classify_wasi.wasm")
+    }
+    pub fn graphs(&self) -> PathBuf {
+        self.at("target/bench/graphs")
+    }
+    pub fn python(&self) -> PathBuf {
+        self.at(".deps/bench-python/bin/python")
+    }
+    pub fn models(&self) -> PathBuf {
+        self.at("models")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contender {
+    /// wasi-infer with the image-classify component, all models on one backend.
+    WasiInfer { backend: String },
+    /// The same code natively, no sandbox (`native-classify`).
+    Native,
+    /// The official `wasmtime serve -S nn` with the component built without Spin's
+    /// variables, its models preloaded as OpenVINO graphs.
+    WasmtimeServe,
+    /// FastAPI + uvicorn + Pillow + onnxruntime (`bench/python/server.py`), in one
+    /// of its modes: `single`, `workers` or `reuseport`.
+    Python { mode: String },
+}
+
+impl Contender {
+    /// All contenders, ours first.
+    pub fn all() -> Vec<Contender> {
+        let mut all: Vec<Contender> = ["onnxruntime", "openvino", "tract"]
+            .into_iter()
+            .map(|b| Contender::WasiInfer { backend: b.into() })
+            .collect();
+        all.push(Contender::Native);
+        all.push(Contender::WasmtimeServe);
+        for mode in ["single", "workers", "reuseport"] {
+            all.push(Contender::Python { mode: mode.into() });
+        }
+        all
+    }
+
+    /// Parses a name as [`Contender::name`] prints it.
+    pub fn parse(name: &str) -> anyhow::Result<Contender> {
+        Self::all()
+            .into_iter()
+            .find(|c| c.name() == name)
+            .with_context(|| {
+                let names: Vec<String> = Self::all().iter().map(Contender::name).collect();
+                format!("unknown contender {name:?}; known: {}", names.join(", "))
+            })
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Contender::WasiInfer { backend } => format!("wasi-infer:{backend}"),
+            Contender::Native => "native".into(),
+            Contender::WasmtimeServe => "wasmtime-serve".into(),
+            Contender::Python { mode } => format!("python:{mode}"),
+        }
+    }
+
+    /// The command that serves `models` on `addr`.
+    fn command(&self, paths: &Paths, addr: SocketAddr, models: &[&str]) -> Command {
+        let mut command;
+        match self {
+            Contender::WasiInfer { backend } => {
+                command = Command::new(paths.wasi_infer());
+                command
+                    .args(["serve", "--manifest"])
+                    .arg(paths.at("bench/spin.toml"))
+                    .arg("--models")
+                    .arg(paths.models())
+                    .args(["--listen", &addr.to_string(), "--backend", backend]);
+                // Request lines at info level cost time the others do not spend.
+                command.env("RUST_LOG", "warn");
+            }
+            Contender::Native => {
+                command = Command::new(paths.native());
+                // The same inference backend as `wasi-infer:onnxruntime`.
+                command
+                    .args(["--listen", &addr.to_string(), "--backend", "onnxruntime"])
+                    .arg("--models")
+                    .arg(paths.models());
+                for model in models {
+                    command.args(["--model", model]);
+                }
+            }
+            Contender::WasmtimeServe => {
+                command = Command::new(paths.wasmtime());
+                command
+                    .args(["serve", "--addr", &addr.to_string()])
+                    .args(["-S", "cli", "-S", "nn"]);
+                for model in models {
+                    let dir = paths.graphs().join(model);
+                    command
+                        .arg("-S")
+                        .arg(format!("nn-graph=openvino::{}", dir.display()));
+                }
+                command
+                    .arg("--dir")
+                    .arg(format!("{}::/models", paths.models().display()))
+                    .arg(paths.portable_component());
+                // wasmtime's OpenVINO backend finds the library through these.
+                let openvino = paths.at(".deps/openvino");
+                command
+                    .env("LD_LIBRARY_PATH", &openvino)
+                    .env("OPENVINO_INSTALL_DIR", &openvino);
+            }
+            Contender::Python { mode } => {
+                command = Command::new(paths.python());
+                command
+                    .arg(paths.at("bench/python/server.py"))
+                    .args(["--mode", mode, "--host", "127.0.0.1"])
+                    .args(["--port", &addr.port().to_string()])
+                    .arg("--models")
+                    .arg(paths.models());
+                for model in models {
+                    command.args(["--model", model]);
+                }
+            }
+        }
+        command.current_dir(&paths.root);
+        command
+    }
+
+    /// What must exist before this contender can start, and how to get it.
+    pub fn check_installed(&self, paths: &Paths) -> anyhow::Result<()> {
+        let needs: Vec<(PathBuf, &str)> = match self {
+            Contender::WasiInfer { .. } => vec![(paths.wasi_infer(), "cargo build --release")],
+            Contender::Native => {
+                vec![(paths.native(), "cargo build --release -p wasi-infer-bench")]
+            }
+            Contender::WasmtimeServe => vec![
+                (paths.wasmtime(), "bench/scripts/setup-wasmtime.sh"),
+                (
+                    paths.portable_component(),
+                    "bench/scripts/setup-wasmtime.sh",
+                ),
+            ],
+            Contender::Python { .. } => vec![(paths.python(), "bench/scripts/setup-python.sh")],
+        };
+        for (path, fix) in needs {
+            if !path.exists() {
+                bail!("{} needs {} (run {fix})", self.name(), path.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A running contender; stopped (with its children) when dropped.
+pub struct Server {
+    pub name: String,
+    pub addr: SocketAddr,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `contender` and waits until `probe` (a request to it) answers 200.
+    /// `extra` is appended to the contender's command line.
+    pub fn start(
+        contender: &Contender,
+        extra: &[String],
+        paths: &Paths,
+        models: &[&str],
+        probe: impl Fn(SocketAddr) -> Target,
+        log_dir: &Path,
+        timeout: Duration,
+    ) -> anyhow::Result<(Server, Duration)> {
+        let addr = free_port()?;
+        let log = log_dir.join(format!("{}.log", contender.name().replace(':', "-")));
+        let log_file = std::fs::File::create(&log)?;
+        let started = Instant::now();
+        let child = contender
+            .command(paths, addr, models)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", contender.name()))?;
+        let mut server = Server {
+            name: contender.name(),
+            addr,
+            child,
+            log,
+        };
+        let ready = server.wait_ready(&probe(addr), timeout)?;
+        Ok((server, ready - started))
+    }
+
+    /// Polls with a real request until one succeeds: that is "serving".
+    fn wait_ready(&mut self, probe: &Target, timeout: Duration) -> anyhow::Result<Instant> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited ({status}) before serving; see {}",
+                    self.name,
+                    self.log.display()
+                );
+            }
+            if let Ok(reply) = Connection::open(self.addr).and_then(|mut c| c.send(probe)) {
+                if reply.status == 200 {
+                    return Ok(Instant::now());
+                }
+                bail!(
+                    "{} answered {}: {}",
+                    self.name,
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                );
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} did not serve within {timeout:?}; see {}",
+                    self.name,
+                    self.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Resident memory of the server and every process it started.
+    pub fn rss_bytes(&self) -> u64 {
+        proc::tree_rss_bytes(self.child.id())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        proc::terminate_tree(&mut self.child);
+    }
+}
+
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?)
+}

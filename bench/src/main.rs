@@ -1,0 +1,267 @@
+//! `wasi-infer-bench`: wasi-infer against the alternatives, on one machine, in
+//! one run. Each contender is started on loopback and driven by a closed-loop
+//! load generator at each concurrency, for each model and photo; the tables
+//! give requests/s and p50/p99 latency, with ratios taken within the run.
+//!
+//! Run everything, set-up included, with `bench/run.sh` (see docs/benchmarks.md).
+
+mod contenders;
+mod load;
+mod proc;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+use contenders::{Contender, Paths, Server};
+use load::Target;
+use report::{Cell, ColdStart, Memory, Results};
+
+#[derive(Parser)]
+#[command(about = "Benchmark wasi-infer against a native baseline, wasmtime serve and Python")]
+struct Args {
+    /// Contenders, comma-separated [default: all]: wasi-infer:onnxruntime,
+    /// wasi-infer:openvino, wasi-infer:tract, native, wasmtime-serve,
+    /// python:single, python:workers, python:reuseport.
+    #[arg(long, value_delimiter = ',')]
+    contenders: Vec<String>,
+    /// Models to classify with.
+    #[arg(long, value_delimiter = ',', default_values = ["efficientnet-lite0", "efficientnet-lite0-int8"])]
+    models: Vec<String>,
+    /// Photos to classify (their extension gives the content type).
+    #[arg(long, value_delimiter = ',', default_values = ["tests/data/images/grace_hopper.jpg", "tests/data/images/chelsea.png"])]
+    images: Vec<PathBuf>,
+    /// Concurrent connections.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16, 64])]
+    concurrency: Vec<usize>,
+    /// Seconds measured per cell.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Seconds of load before measuring each cell.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Measure each cell this many times and report the medians.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
+    /// Cold starts to time per contender (0: skip).
+    #[arg(long, default_value_t = 5)]
+    cold_starts: usize,
+    /// The contender ratios are taken against.
+    #[arg(long, default_value = "wasi-infer:onnxruntime")]
+    baseline: String,
+    /// Where to write the report (results.md) and the servers' logs.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let root = std::env::current_dir()?;
+    if !root.join("bench/spin.toml").is_file() {
+        bail!("run the benchmark from the repository's root (bench/run.sh does)");
+    }
+    let paths = Paths { root };
+    let contenders = if args.contenders.is_empty() {
+        Contender::all()
+    } else {
+        args.contenders
+            .iter()
+            .map(|name| Contender::parse(name))
+            .collect::<anyhow::Result<_>>()?
+    };
+    for contender in &contenders {
+        contender.check_installed(&paths)?;
+    }
+    let logs = args.out.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let models: Vec<&str> = args.models.iter().map(String::as_str).collect();
+    let images = args
+        .images
+        .iter()
+        .map(|path| {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Ok((path.clone(), content_type(path)?, bytes))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let probe_image = images.first().context("no --images")?.clone();
+    let probe_model = models.first().context("no --models")?.to_string();
+    let probe = move |addr| {
+        Target::post(
+            addr,
+            &format!("/classify/{probe_model}"),
+            probe_image.1,
+            &probe_image.2,
+        )
+    };
+
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut results = Results::new(&args.baseline, cpus, args.duration, args.repeat);
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let duration = Duration::from_secs_f64(args.duration);
+    let start_timeout = Duration::from_secs(300);
+    let cache_dir = std::path::absolute(args.out.join("component-cache"))?;
+
+    for contender in &contenders {
+        let name = contender.name();
+        eprintln!("== {name}");
+        let extra = match contender {
+            Contender::WasiInfer { .. } => cache_args(&cache_dir),
+            _ => Vec::new(),
+        };
+        let (server, started_in) = Server::start(
+            contender,
+            &extra,
+            &paths,
+            &models,
+            &probe,
+            &logs,
+            start_timeout,
+        )?;
+        eprintln!("   serving after {:.0} ms", started_in.as_secs_f64() * 1e3);
+        // A few requests first, so "idle" is a server that has served.
+        for _ in 0..3 {
+            load::run(
+                &probe(server.addr),
+                1,
+                Duration::ZERO,
+                Duration::from_millis(100),
+            );
+        }
+        let idle = server.rss_bytes();
+        let mut peak = idle;
+        for model in &models {
+            for (image, content_type, bytes) in &images {
+                let target = Target::post(
+                    server.addr,
+                    &format!("/classify/{model}"),
+                    content_type,
+                    bytes,
+                );
+                for &concurrency in &args.concurrency {
+                    let mut runs = Vec::new();
+                    for _ in 0..args.repeat {
+                        let (outcome, run_peak) = with_peak_rss(&server, || {
+                            load::run(&target, concurrency, warmup, duration)
+                        });
+                        if concurrency == *args.concurrency.iter().max().unwrap_or(&0) {
+                            peak = peak.max(run_peak);
+                        }
+                        runs.push(outcome);
+                    }
+                    let cell = Cell::from_runs(&name, model, image, concurrency, runs);
+                    eprintln!("   {}", cell.summary());
+                    results.cells.push(cell);
+                }
+            }
+        }
+        results.memory.push(Memory {
+            contender: name.clone(),
+            idle,
+            peak,
+        });
+        drop(server);
+    }
+
+    if args.cold_starts > 0 {
+        eprintln!("== cold starts: process start to the first 200");
+        for contender in &contenders {
+            // wasmtime serve answers only once a request has compiled nothing
+            // more; its start is not comparable (it loads the graphs lazily).
+            if matches!(contender, Contender::WasmtimeServe) {
+                continue;
+            }
+            for (variant, extra) in cold_start_variants(contender, &cache_dir) {
+                let mut times = Vec::new();
+                // The first start fills the cache (and the page cache) when there is one.
+                for i in 0..=args.cold_starts {
+                    let (server, ready) = Server::start(
+                        contender,
+                        &extra,
+                        &paths,
+                        &models,
+                        &probe,
+                        &logs,
+                        start_timeout,
+                    )?;
+                    drop(server);
+                    if i > 0 {
+                        times.push(ready);
+                    }
+                }
+                let cold = ColdStart::new(&contender.name(), variant, times);
+                eprintln!("   {}", cold.summary());
+                results.cold_starts.push(cold);
+            }
+        }
+    }
+
+    let report = results.markdown();
+    println!("{report}");
+    let file = args.out.join("results.md");
+    std::fs::write(&file, &report)?;
+    eprintln!("written to {}", file.display());
+    Ok(())
+}
+
+/// Runs `f` while sampling the server's resident memory; returns the peak.
+fn with_peak_rss<T>(server: &Server, f: impl FnOnce() -> T) -> (T, u64) {
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let pid = server.pid();
+    let sampler = {
+        let (done, peak) = (done.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(proc::tree_rss_bytes(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let value = f();
+    done.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    (value, peak.load(Ordering::Relaxed))
+}
+
+/// wasi-infer is timed with its compiled-component cache and without it.
+fn cold_start_variants(
+    contender: &Contender,
+    cache_dir: &Path,
+) -> Vec<(&'static str, Vec<String>)> {
+    match contender {
+        Contender::WasiInfer { .. } => vec![
+            ("compile cache", cache_args(cache_dir)),
+            ("no cache", vec!["--no-cache".to_string()]),
+        ],
+        _ => vec![("", Vec::new())],
+    }
+}
+
+fn cache_args(cache_dir: &Path) -> Vec<String> {
+    vec!["--cache-dir".to_string(), cache_dir.display().to_string()]
+}
+
+fn content_type(path: &std::path::Path) -> anyhow::Result<&'static str> {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("jpg" | "jpeg") => Ok("image/jpeg"),
+        Some("png") => Ok("image/png"),
+        Some("webp") => Ok("image/webp"),
+        Some("gif") => Ok("image/gif"),
+        Some("bmp") => Ok("image/bmp"),
+        _ => bail!(
+            "{}: not a JPEG, PNG, WebP, GIF or BMP file name",
+            path.display()
+        ),
+    }
+}

@@ -70,6 +70,8 @@ pub struct App {
     /// The component of each route, in the router's order.
     route_components: Vec<Arc<ComponentRuntime>>,
     pub components: Vec<Arc<ComponentRuntime>>,
+    /// Permits to run an instance (`RuntimeLimits::max_running`).
+    running: tokio::sync::Semaphore,
 }
 
 impl App {
@@ -154,6 +156,7 @@ impl App {
             router,
             route_components,
             components,
+            running: tokio::sync::Semaphore::new(options.limits.max_running.max(1)),
         })
     }
 
@@ -172,6 +175,11 @@ impl App {
         let request = match with_spin_headers(request, &matched, client) {
             Ok(request) => request,
             Err(problem) => return json_error(StatusCode::BAD_REQUEST, problem),
+        };
+        // Waiting here is cheap (no instance exists yet); the semaphore is fair,
+        // so requests run in the order they came.
+        let Ok(_running) = self.running.acquire().await else {
+            return json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
         };
         match component.handle(request).await {
             Ok(response) => response,

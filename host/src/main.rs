@@ -38,6 +38,10 @@ enum Command {
         /// Run every model on this backend, whatever its model.toml asks for.
         #[arg(long, value_enum)]
         backend: Option<BackendKind>,
+        /// Instances that run at once; more requests wait their turn
+        /// [default: 2 per core].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        max_running: Option<u32>,
         #[command(flatten)]
         cache: CacheArgs,
     },
@@ -119,14 +123,18 @@ fn main() -> anyhow::Result<()> {
             listen,
             models,
             backend,
+            max_running,
             cache,
         } => {
-            let options = AppOptions {
+            let mut options = AppOptions {
                 models_dir: models,
                 backend,
                 compile_cache: cache.cache(),
                 ..AppOptions::new(manifest)
             };
+            if let Some(n) = max_running {
+                options.limits.max_running = n as usize;
+            }
             serve(options, listen)
         }
         Command::Compile { manifest, cache } => compile_cmd::compile(&manifest, cache.cache()),

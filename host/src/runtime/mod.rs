@@ -19,6 +19,10 @@ pub use state::{HostState, InstanceConfig};
 pub struct RuntimeLimits {
     /// Instances that may exist at once (in-flight requests, all components).
     pub max_instances: u32,
+    /// Instances that run at once; further requests wait their turn, in order.
+    /// Functions are CPU-bound: more running instances than cores only share
+    /// the cores, with more switching and cache misses.
+    pub max_running: usize,
     /// Linear memory of one instance.
     pub max_memory_bytes: usize,
     /// Memory an instance slot keeps resident for the next instance, zeroed in
@@ -28,8 +32,10 @@ pub struct RuntimeLimits {
 
 impl Default for RuntimeLimits {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             max_instances: 256,
+            max_running: 2 * cores,
             max_memory_bytes: 1 << 30,
             keep_resident_bytes: 16 << 20,
         }

@@ -107,75 +107,57 @@ fn main() -> anyhow::Result<()> {
     let start_timeout = Duration::from_secs(300);
     let cache_dir = std::path::absolute(args.out.join("component-cache"))?;
 
+    // Every contender serves at once and the cells take turns, contender after
+    // contender: on a shared machine speed drifts over minutes, and measuring
+    // one contender long after another would compare the drift.
+    let mut servers = Vec::new();
     for contender in &contenders {
-        let name = contender.name();
-        eprintln!("== {name}");
         let extra = match contender {
             Contender::WasiInfer { .. } => cache_args(&cache_dir),
             _ => Vec::new(),
         };
-        let (server, started_in) = Server::start(
-            contender,
-            &extra,
-            &paths,
-            &models,
-            &probe,
-            &logs,
-            start_timeout,
-        )?;
-        eprintln!("   serving after {:.0} ms", started_in.as_secs_f64() * 1e3);
+        let (server, started_in) =
+            Server::start(contender, &extra, &paths, &models, &probe, &logs, start_timeout)?;
+        eprintln!("{}: serving after {:.0} ms", server.name, started_in.as_secs_f64() * 1e3);
         // A few requests first, so "idle" is a server that has served.
         for _ in 0..3 {
-            load::run(
-                &probe(server.addr),
-                1,
-                Duration::ZERO,
-                Duration::from_millis(100),
-            );
+            load::run(&probe(server.addr), 1, Duration::ZERO, Duration::from_millis(100));
         }
         let idle = server.rss_bytes();
-        let mut peak = idle;
-        for model in &models {
-            for (image, content_type, bytes) in &images {
-                let target = Target::post(
-                    server.addr,
-                    &format!("/classify/{model}"),
-                    content_type,
-                    bytes,
-                );
-                for &concurrency in &args.concurrency {
-                    let mut runs = Vec::new();
-                    for _ in 0..args.repeat {
-                        let (outcome, run_peak) = with_peak_rss(&server, || {
-                            load::run(&target, concurrency, warmup, duration)
-                        });
-                        if concurrency == *args.concurrency.iter().max().unwrap_or(&0) {
-                            peak = peak.max(run_peak);
+        servers.push((server, Memory { contender: contender.name(), idle, peak: idle }));
+    }
+    let highest = args.concurrency.iter().copied().max().unwrap_or(0);
+    for model in &models {
+        for (image, content_type, bytes) in &images {
+            for &concurrency in &args.concurrency {
+                let mut runs: Vec<Vec<load::Outcome>> = vec![Vec::new(); servers.len()];
+                for _ in 0..args.repeat {
+                    for ((server, memory), runs) in servers.iter_mut().zip(&mut runs) {
+                        let target = Target::post(server.addr, &format!("/classify/{model}"), content_type, bytes);
+                        let (outcome, peak) =
+                            with_peak_rss(server, || load::run(&target, concurrency, warmup, duration));
+                        if concurrency == highest {
+                            memory.peak = memory.peak.max(peak);
                         }
                         runs.push(outcome);
                     }
-                    let cell = Cell::from_runs(&name, model, image, concurrency, runs);
-                    eprintln!("   {}", cell.summary());
+                }
+                for ((server, _), runs) in servers.iter().zip(runs) {
+                    let cell = Cell::from_runs(&server.name, model, image, concurrency, runs);
+                    eprintln!("{}: {}", server.name, cell.summary());
                     results.cells.push(cell);
                 }
             }
         }
-        results.memory.push(Memory {
-            contender: name.clone(),
-            idle,
-            peak,
-        });
+    }
+    for (server, memory) in servers {
+        results.memory.push(memory);
         drop(server);
     }
 
     if args.cold_starts > 0 {
         eprintln!("== cold starts: process start to the first 200");
         for contender in &contenders {
-            // wasmtime serve answers only once a request has compiled nothing
-            // more; its start is not comparable (it loads the graphs lazily).
-            if matches!(contender, Contender::WasmtimeServe) {
-                continue;
-            }
             for (variant, extra) in cold_start_variants(contender, &cache_dir) {
                 let mut times = Vec::new();
                 // The first start fills the cache (and the page cache) when there is one.
@@ -195,7 +177,7 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
                 let cold = ColdStart::new(&contender.name(), variant, times);
-                eprintln!("   {}", cold.summary());
+                eprintln!("{}", cold.summary());
                 results.cold_starts.push(cold);
             }
         }

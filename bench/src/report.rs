@@ -201,7 +201,7 @@ impl Results {
         let levels = self.ordered(|c| c.concurrency);
         let _ = writeln!(
             out,
-            "{} CPUs; {} s measured per cell after a warm-up{}; requests/s, then p50 / p99 latency in ms.\n",
+            "{} CPUs; {} s measured per cell after a warm-up, the contenders taking turns{}; requests/s, then p50 / p99 latency in ms.\n",
             self.cpus,
             self.duration,
             if self.repeat > 1 {

@@ -116,15 +116,38 @@ fn main() -> anyhow::Result<()> {
             Contender::WasiInfer { .. } => cache_args(&cache_dir),
             _ => Vec::new(),
         };
-        let (server, started_in) =
-            Server::start(contender, &extra, &paths, &models, &probe, &logs, start_timeout)?;
-        eprintln!("{}: serving after {:.0} ms", server.name, started_in.as_secs_f64() * 1e3);
+        let (server, started_in) = Server::start(
+            contender,
+            &extra,
+            &paths,
+            &models,
+            &probe,
+            &logs,
+            start_timeout,
+        )?;
+        eprintln!(
+            "{}: serving after {:.0} ms",
+            server.name,
+            started_in.as_secs_f64() * 1e3
+        );
         // A few requests first, so "idle" is a server that has served.
         for _ in 0..3 {
-            load::run(&probe(server.addr), 1, Duration::ZERO, Duration::from_millis(100));
+            load::run(
+                &probe(server.addr),
+                1,
+                Duration::ZERO,
+                Duration::from_millis(100),
+            );
         }
         let idle = server.rss_bytes();
-        servers.push((server, Memory { contender: contender.name(), idle, peak: idle }));
+        servers.push((
+            server,
+            Memory {
+                contender: contender.name(),
+                idle,
+                peak: idle,
+            },
+        ));
     }
     let highest = args.concurrency.iter().copied().max().unwrap_or(0);
     for model in &models {
@@ -133,9 +156,15 @@ fn main() -> anyhow::Result<()> {
                 let mut runs: Vec<Vec<load::Outcome>> = vec![Vec::new(); servers.len()];
                 for _ in 0..args.repeat {
                     for ((server, memory), runs) in servers.iter_mut().zip(&mut runs) {
-                        let target = Target::post(server.addr, &format!("/classify/{model}"), content_type, bytes);
-                        let (outcome, peak) =
-                            with_peak_rss(server, || load::run(&target, concurrency, warmup, duration));
+                        let target = Target::post(
+                            server.addr,
+                            &format!("/classify/{model}"),
+                            content_type,
+                            bytes,
+                        );
+                        let (outcome, peak) = with_peak_rss(server, || {
+                            load::run(&target, concurrency, warmup, duration)
+                        });
                         if concurrency == highest {
                             memory.peak = memory.peak.max(peak);
                         }

@@ -179,7 +179,10 @@ impl App {
         // Waiting here is cheap (no instance exists yet); the semaphore is fair,
         // so requests run in the order they came.
         let Ok(_running) = self.running.acquire().await else {
-            return json_error(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down");
+            return json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down",
+            );
         };
         match component.handle(request).await {
             Ok(response) => response,

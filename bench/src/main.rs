@@ -110,21 +110,24 @@ fn main() -> anyhow::Result<()> {
     // Every contender serves at once and the cells take turns, contender after
     // contender: on a shared machine speed drifts over minutes, and measuring
     // one contender long after another would compare the drift.
+    let start = |contender: &Contender, extra: &[String]| {
+        Server::start(
+            contender,
+            extra,
+            &paths,
+            &models,
+            &probe,
+            &logs,
+            start_timeout,
+        )
+    };
     let mut servers = Vec::new();
     for contender in &contenders {
         let extra = match contender {
             Contender::WasiInfer { .. } => cache_args(&cache_dir),
             _ => Vec::new(),
         };
-        let (server, started_in) = Server::start(
-            contender,
-            &extra,
-            &paths,
-            &models,
-            &probe,
-            &logs,
-            start_timeout,
-        )?;
+        let (server, started_in) = start(contender, &extra)?;
         eprintln!(
             "{}: serving after {:.0} ms",
             server.name,
@@ -191,15 +194,7 @@ fn main() -> anyhow::Result<()> {
                 let mut times = Vec::new();
                 // The first start fills the cache (and the page cache) when there is one.
                 for i in 0..=args.cold_starts {
-                    let (server, ready) = Server::start(
-                        contender,
-                        &extra,
-                        &paths,
-                        &models,
-                        &probe,
-                        &logs,
-                        start_timeout,
-                    )?;
+                    let (server, ready) = start(contender, &extra)?;
                     drop(server);
                     if i > 0 {
                         times.push(ready);

@@ -12,12 +12,14 @@ use http::{HeaderValue, StatusCode, Uri};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::WasiBody;
 
+use crate::admission::{Admission, Busy};
+use crate::body::BodyError;
+use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestError};
 use crate::nn::{BackendKind, ModelError, ModelRegistry};
 use crate::routing::Router;
-use crate::runtime::{
-    CompileCache, Compiled, ComponentRuntime, InstanceConfig, Runtime, RuntimeLimits,
-};
+use crate::runtime::component::FunctionError;
+use crate::runtime::{CompileCache, Compiled, ComponentRuntime, Failure, InstanceConfig, Runtime};
 use crate::variables::{render_component_variables, resolve_application_variables};
 use crate::{body, json_error};
 
@@ -30,7 +32,7 @@ pub struct AppOptions {
     pub models_dir: Option<PathBuf>,
     /// Run every model on this backend instead of the one its `model.toml` asks for.
     pub backend: Option<BackendKind>,
-    pub limits: RuntimeLimits,
+    pub limits: Limits,
     /// Keep compiled components here between runs; `None` compiles every time.
     pub compile_cache: Option<CompileCache>,
 }
@@ -41,7 +43,7 @@ impl AppOptions {
             manifest: manifest.into(),
             models_dir: None,
             backend: None,
-            limits: RuntimeLimits::default(),
+            limits: Limits::default(),
             compile_cache: None,
         }
     }
@@ -61,6 +63,8 @@ pub enum AppError {
     },
     #[error("cannot set up the WebAssembly runtime: {0}")]
     Runtime(String),
+    #[error("invalid limits: {0}")]
+    Limits(String),
 }
 
 pub struct App {
@@ -70,13 +74,14 @@ pub struct App {
     /// The component of each route, in the router's order.
     route_components: Vec<Arc<ComponentRuntime>>,
     pub components: Vec<Arc<ComponentRuntime>>,
-    /// Permits to run an instance (`RuntimeLimits::max_running`).
-    running: tokio::sync::Semaphore,
+    pub limits: Limits,
+    admission: Admission,
 }
 
 impl App {
     /// Reads the manifest, loads the models and compiles the components.
     pub fn load(options: &AppOptions) -> Result<Self, AppError> {
+        options.limits.check().map_err(AppError::Limits)?;
         let manifest = Manifest::load(&options.manifest)?;
         let models_dir = options
             .models_dir
@@ -122,6 +127,7 @@ impl App {
                 environment: spec.environment.clone().into_iter().collect(),
                 variables: render_component_variables(&spec.variables, &values),
                 models: models.for_component(&spec.ai_models),
+                limits: options.limits.clone(),
             };
             let runtime_component = ComponentRuntime::new(&runtime, &component, config)
                 .map_err(|e| fail(format!("cannot be served: {e:#}")))?;
@@ -156,7 +162,8 @@ impl App {
             router,
             route_components,
             components,
-            running: tokio::sync::Semaphore::new(options.limits.max_running.max(1)),
+            limits: options.limits.clone(),
+            admission: Admission::new(&options.limits),
         })
     }
 
@@ -176,23 +183,109 @@ impl App {
             Ok(request) => request,
             Err(problem) => return json_error(StatusCode::BAD_REQUEST, problem),
         };
-        // Waiting here is cheap (no instance exists yet); the semaphore is fair,
-        // so requests run in the order they came.
-        let Ok(_running) = self.running.acquire().await else {
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is shutting down",
-            );
-        };
-        match component.handle(request).await {
-            Ok(response) => response,
+        // The whole body first: a slow or endless upload holds no instance.
+        let request = match self.read_body(request).await {
+            Ok(request) => request,
             Err(error) => {
-                let message = failure_message(&component.id, &error);
-                tracing::warn!(component = %component.id, "request failed: {error:#}");
-                json_error(StatusCode::INTERNAL_SERVER_ERROR, message)
+                let status = match error {
+                    BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                    BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
+                    BodyError::Read(_) => StatusCode::BAD_REQUEST,
+                };
+                return json_error(status, error.to_string());
             }
+        };
+        let running = match self.admission.admit().await {
+            Ok(permit) => permit,
+            Err(busy) => return busy_response(&busy),
+        };
+        match component.handle(request, running).await {
+            Ok(response) => response,
+            Err(error) => self.failure_response(component, error),
         }
     }
+
+    /// The request with its body read whole, within the limits.
+    async fn read_body(
+        &self,
+        request: http::Request<WasiBody>,
+    ) -> Result<http::Request<WasiBody>, BodyError> {
+        let limit = self.limits.max_body_bytes;
+        // Refused before reading, when the client says how much is coming.
+        let declared = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(BodyError::TooLarge { limit });
+        }
+        let (parts, body) = request.into_parts();
+        let bytes = body::read_limited(body, limit, self.limits.client_timeout).await?;
+        Ok(http::Request::from_parts(parts, body::full(bytes)))
+    }
+
+    /// What the client is told when its function gave no answer.
+    fn failure_response(
+        &self,
+        component: &ComponentRuntime,
+        error: FunctionError,
+    ) -> http::Response<WasiBody> {
+        let id = &component.id;
+        let (status, message) = match error {
+            FunctionError::Stopped(Failure::Deadline) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "function {id} did not answer within {:?} and was stopped",
+                    component.timeout
+                ),
+            ),
+            FunctionError::Stopped(Failure::Memory { limit }) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "function {id} failed: it ran out of memory (an instance may use {} MiB)",
+                    limit >> 20
+                ),
+            ),
+            FunctionError::Stopped(Failure::Table { limit }) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("function {id} failed: it grew a table past {limit} elements"),
+            ),
+            FunctionError::Stopped(Failure::TensorBudget { limit }) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "function {id} failed: it created more than {} MiB of wasi-nn tensors",
+                    limit >> 20
+                ),
+            ),
+            FunctionError::Instantiation(error) => {
+                tracing::warn!(component = %id, "cannot instantiate: {error}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("function {id} could not be started: {error}"),
+                )
+            }
+            FunctionError::Failed { error, cause } => {
+                tracing::debug!(component = %id, "request failed: {error:#}");
+                let message = match cause {
+                    Some(cause) => {
+                        format!("function {id} failed: {cause} (its output is in the server log)")
+                    }
+                    None => failure_message(id, &error),
+                };
+                (StatusCode::INTERNAL_SERVER_ERROR, message)
+            }
+        };
+        json_error(status, message)
+    }
+}
+
+/// 503 with `Retry-After`: the client may try again in a second.
+fn busy_response(busy: &Busy) -> http::Response<WasiBody> {
+    let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, busy.to_string());
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Compiles a component's file, through the cache when there is one.

@@ -5,8 +5,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
+use wasi_infer::Limits;
 use wasi_infer::manifest::Manifest;
-use wasi_infer::runtime::{CompileCache, Compiled, Runtime, RuntimeLimits};
+use wasi_infer::runtime::{CompileCache, Compiled, Runtime};
 
 pub fn compile(manifest: &Path, cache: Option<CompileCache>) -> anyhow::Result<()> {
     let Some(cache) = cache else {
@@ -14,7 +15,7 @@ pub fn compile(manifest: &Path, cache: Option<CompileCache>) -> anyhow::Result<(
     };
     let manifest = Manifest::load(manifest)?;
     // The same engine settings as `serve`, so the entries fit it.
-    let runtime = Runtime::new(&RuntimeLimits::default())
+    let runtime = Runtime::new(&Limits::default())
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .context("cannot set up the WebAssembly runtime")?;
     for spec in manifest.components.values() {

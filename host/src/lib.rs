@@ -7,6 +7,7 @@
 //! - [`runtime`]: the engine, pre-instantiated components, a fresh instance per request.
 //! - [`nn`]: the model repository and the backends behind wasi-nn.
 //! - [`app`]: all of the above, ready to [`App::handle`] a request in-process.
+//! - [`limits`]: every bound on what a request or a function may use.
 //! - [`server`]: the HTTP server around an [`App`].
 //!
 //! Embedding, without a socket:
@@ -22,8 +23,10 @@
 //! # Ok(()) }
 //! ```
 
+mod admission;
 pub mod app;
 mod body;
+pub mod limits;
 pub mod manifest;
 pub mod nn;
 pub mod routing;
@@ -32,6 +35,7 @@ pub mod server;
 pub mod variables;
 
 pub use app::{App, AppError, AppOptions, request_body};
+pub use limits::Limits;
 pub use nn::BackendKind;
 
 use http::StatusCode;

@@ -2,16 +2,18 @@
 
 mod compile_cmd;
 mod models_cmd;
+mod units;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use wasi_infer::runtime::CompileCache;
-use wasi_infer::{App, AppOptions, BackendKind};
+use wasi_infer::{App, AppOptions, BackendKind, Limits};
 
 /// Serverless WebAssembly inference functions: serves a Spin application whose
 /// components run models through wasi-nn.
@@ -38,12 +40,10 @@ enum Command {
         /// Run every model on this backend, whatever its model.toml asks for.
         #[arg(long, value_enum)]
         backend: Option<BackendKind>,
-        /// Instances that run at once; more requests wait their turn
-        /// [default: 2 per core].
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-        max_running: Option<u32>,
         #[command(flatten)]
         cache: CacheArgs,
+        #[command(flatten)]
+        limits: Box<LimitArgs>,
     },
     /// Compile the application's components into the cache, so that serving
     /// starts without compiling (e.g. when building a container image).
@@ -91,6 +91,89 @@ impl CacheArgs {
     }
 }
 
+/// What a request or a function may use. Sizes take K, M or G (binary);
+/// durations take ms, s or m.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Limits")]
+struct LimitArgs {
+    /// Instances that run at once; more requests wait their turn [default: 2 per core].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_running: Option<u32>,
+    /// Requests that may wait for an instance; beyond it, 503 with Retry-After [default: 256].
+    #[arg(long)]
+    max_waiting: Option<usize>,
+    /// How long a request may wait for an instance before a 503 [default: 10s].
+    #[arg(long, value_parser = units::parse_duration)]
+    max_wait: Option<Duration>,
+    /// Time a function has to answer before it is stopped and the request
+    /// answered 504 [default: 30s].
+    #[arg(long, value_parser = units::parse_duration)]
+    request_timeout: Option<Duration>,
+    /// Time a client has to send a request's head, then its body (408) [default: 30s].
+    #[arg(long, value_parser = units::parse_duration)]
+    client_timeout: Option<Duration>,
+    /// Largest request body; beyond it, 413 [default: 16M].
+    #[arg(long, value_parser = units::parse_size)]
+    max_body_size: Option<usize>,
+    /// Largest request head (request line and headers); beyond it, 431 [default: 64K].
+    #[arg(long, value_parser = units::parse_size)]
+    max_header_size: Option<usize>,
+    /// Connections served at once [default: 1024].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Linear memory of one instance [default: 512M].
+    #[arg(long, value_parser = units::parse_size)]
+    max_memory: Option<usize>,
+    /// Instance slots of the pool [default: 256].
+    #[arg(long)]
+    max_instances: Option<u32>,
+    /// Largest tensor a function may pass to a model [default: 64M].
+    #[arg(long, value_parser = units::parse_size)]
+    max_tensor_size: Option<usize>,
+    /// Tensor bytes one instance may create in all [default: 256M].
+    #[arg(long, value_parser = units::parse_size)]
+    max_tensor_bytes_per_instance: Option<usize>,
+    /// wasi-nn execution contexts one instance may create [default: 64].
+    #[arg(long)]
+    max_execution_contexts: Option<usize>,
+    /// On SIGTERM or Ctrl-C, how long in-flight requests have to finish [default: 10s].
+    #[arg(long, value_parser = units::parse_duration)]
+    shutdown_grace: Option<Duration>,
+}
+
+impl LimitArgs {
+    fn apply(&self, limits: &mut Limits) {
+        fn set<T>(target: &mut T, value: Option<T>) {
+            if let Some(value) = value {
+                *target = value;
+            }
+        }
+        set(
+            &mut limits.max_running,
+            self.max_running.map(|n| n as usize),
+        );
+        set(&mut limits.max_waiting, self.max_waiting);
+        set(&mut limits.max_wait, self.max_wait);
+        set(&mut limits.request_timeout, self.request_timeout);
+        set(&mut limits.client_timeout, self.client_timeout);
+        set(&mut limits.max_body_bytes, self.max_body_size);
+        set(&mut limits.max_header_bytes, self.max_header_size);
+        set(&mut limits.max_connections, self.max_connections);
+        set(&mut limits.max_memory_bytes, self.max_memory);
+        set(&mut limits.max_instances, self.max_instances);
+        set(&mut limits.max_tensor_bytes, self.max_tensor_size);
+        set(
+            &mut limits.max_tensor_bytes_per_instance,
+            self.max_tensor_bytes_per_instance,
+        );
+        set(
+            &mut limits.max_execution_contexts,
+            self.max_execution_contexts,
+        );
+        set(&mut limits.shutdown_grace, self.shutdown_grace);
+    }
+}
+
 #[derive(Subcommand)]
 enum ModelsCommand {
     /// List the models (read from their model.toml, not loaded).
@@ -123,8 +206,8 @@ fn main() -> anyhow::Result<()> {
             listen,
             models,
             backend,
-            max_running,
             cache,
+            limits,
         } => {
             let mut options = AppOptions {
                 models_dir: models,
@@ -132,9 +215,7 @@ fn main() -> anyhow::Result<()> {
                 compile_cache: cache.cache(),
                 ..AppOptions::new(manifest)
             };
-            if let Some(n) = max_running {
-                options.limits.max_running = n as usize;
-            }
+            limits.apply(&mut options.limits);
             serve(options, listen)
         }
         Command::Compile { manifest, cache } => compile_cmd::compile(&manifest, cache.cache()),
@@ -154,7 +235,8 @@ fn serve(options: AppOptions, listen: SocketAddr) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let grace = options.limits.shutdown_grace;
+    let served = runtime.block_on(async {
         // Loading compiles components and models: blocking work, off the reactor.
         let app = tokio::task::spawn_blocking(move || App::load(&options))
             .await
@@ -174,5 +256,9 @@ fn serve(options: AppOptions, listen: SocketAddr) -> anyhow::Result<()> {
         )
         .await
         .context("server failed")
-    })
+    });
+    // A function still stuck in a blocking call past the grace must not keep
+    // the process from exiting.
+    runtime.shutdown_timeout(grace);
+    served
 }

@@ -16,7 +16,7 @@ use wasmtime_wasi_nn::{ExecutionContext, Graph, Tensor};
 
 use super::interface::{DataType, ModelInterface, format_shape};
 use super::model_config::{ModelConfig, ModelFormat};
-use super::tensor::{ElementType, checked_shape, invalid};
+use super::tensor::{ElementType, checked_shape, invalid, invalid_input};
 use super::{ModelError, onnxruntime, openvino, tract};
 
 /// A backend that can run models.
@@ -237,7 +237,7 @@ pub fn order_inputs(
         .iter()
         .find(|t| !expected.iter().any(|e| e.name == t.name))
     {
-        return Err(invalid(format!(
+        return Err(invalid_input(format!(
             "the model has no input named {:?}; its inputs are {:?}",
             extra.name,
             input_names(interface)
@@ -249,14 +249,14 @@ pub fn order_inputs(
         let position = given
             .iter()
             .position(|t| &t.name == name)
-            .ok_or_else(|| invalid(format!("input {name:?} is missing")))?;
+            .ok_or_else(|| invalid_input(format!("input {name:?} is missing")))?;
         let NamedTensor { name, tensor } = given.swap_remove(position);
         if given.iter().any(|t| t.name == name) {
-            return Err(invalid(format!("input {name:?} is given twice")));
+            return Err(invalid_input(format!("input {name:?} is given twice")));
         }
         let ty = ElementType::from_wasi(tensor.ty);
         if info.ty != DataType::Known(ty) {
-            return Err(invalid(format!(
+            return Err(invalid_input(format!(
                 "input {name:?} is {ty}, but the model takes {}",
                 info.ty
             )));
@@ -269,14 +269,14 @@ pub fn order_inputs(
                     .zip(shape)
                     .all(|(&d, &want)| want < 0 || d as i64 == want);
             if !fits {
-                return Err(invalid(format!(
+                return Err(invalid_input(format!(
                     "input {name:?} has shape {dims:?}, but the model takes {}",
                     format_shape(shape)
                 )));
             }
         }
         if dims.contains(&0) {
-            return Err(invalid(format!(
+            return Err(invalid_input(format!(
                 "input {name:?} has an empty dimension: {dims:?}"
             )));
         }

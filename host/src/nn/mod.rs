@@ -8,6 +8,7 @@
 //!   tensor meets a backend.
 //! - [`ModelRegistry`] loads the models and picks their backends; [`ComponentModels`]
 //!   is the subset one component may load.
+//! - [`wit`] is wasi-nn as functions call it, within the limits of an instance.
 
 pub mod backend;
 pub mod interface;
@@ -17,14 +18,15 @@ pub mod openvino;
 mod pool;
 pub mod tensor;
 pub mod tract;
+pub mod wit;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use wasmtime_wasi_nn::Graph;
 use wasmtime_wasi_nn::backend::NamedTensor;
-use wasmtime_wasi_nn::{Graph, GraphRegistry};
 
 pub use backend::{BackendKind, Runner};
 pub use interface::ModelInterface;
@@ -146,12 +148,12 @@ impl ModelRegistry {
     /// The models a component may load by name. Unknown names are the caller's
     /// to reject (the manifest check does).
     pub fn for_component(&self, allowed: &[String]) -> ComponentModels {
-        ComponentModels(Arc::new(
+        ComponentModels(
             allowed
                 .iter()
                 .filter_map(|name| Some((name.clone(), self.models.get(name)?.graph.clone())))
                 .collect(),
-        ))
+        )
     }
 }
 
@@ -299,19 +301,13 @@ fn time_inference(runner: &dyn Runner, inputs: &[NamedTensor]) -> Result<Duratio
     Ok(best)
 }
 
-/// The wasi-nn registry one component sees: only the models in its
+/// The models one component may load by name: only those in its
 /// `ai_models`. Shared by all of the component's instances.
 #[derive(Clone, Default)]
-pub struct ComponentModels(Arc<HashMap<String, Graph>>);
+pub struct ComponentModels(Arc<[(String, Graph)]>);
 
-impl GraphRegistry for ComponentModels {
-    fn get(&self, name: &str) -> Option<&Graph> {
-        self.0.get(name)
-    }
-
-    fn get_mut(&mut self, name: &str) -> Option<&mut Graph> {
-        // Graphs are shared, never replaced by a guest.
-        let _ = name;
-        None
+impl ComponentModels {
+    pub fn get(&self, name: &str) -> Option<&Graph> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, g)| g)
     }
 }

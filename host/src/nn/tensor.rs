@@ -112,6 +112,16 @@ pub fn invalid(message: impl fmt::Display) -> BackendError {
     BackendError::BackendAccess(wasmtime::format_err!("{message}"))
 }
 
+/// A guest's input the model cannot take: wasi-nn's `invalid-argument`, where
+/// [`invalid`] is the backend failing (`runtime-error`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+pub fn invalid_input(message: impl fmt::Display) -> BackendError {
+    BackendError::BackendAccess(wasmtime::Error::new(InvalidInput(message.to_string())))
+}
+
 /// Checks that a guest tensor's data has exactly as many bytes as its
 /// dimensions and type say, and returns its dimensions as `usize`.
 pub fn checked_shape(name: &str, tensor: &Tensor) -> Result<Vec<usize>, BackendError> {
@@ -120,9 +130,9 @@ pub fn checked_shape(name: &str, tensor: &Tensor) -> Result<Vec<usize>, BackendE
     let expected = dims
         .iter()
         .try_fold(ty.size(), |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| invalid(format!("input {name:?}: dimensions {dims:?} overflow")))?;
+        .ok_or_else(|| invalid_input(format!("input {name:?}: dimensions {dims:?} overflow")))?;
     if tensor.data.len() != expected {
-        return Err(invalid(format!(
+        return Err(invalid_input(format!(
             "input {name:?}: {} bytes of data, but {ty} {dims:?} needs {expected}",
             tensor.data.len()
         )));

@@ -9,21 +9,22 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 
+use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
-    WorkerStatus,
+    ExpirationError, HandlerState, Instance, InstantiationError, ProxyHandler, ProxyPre,
+    ShouldAccept, WorkerState,
 };
 
 use super::Runtime;
-use super::state::{HostState, InstanceConfig};
+use super::deadline::{self, Expiry};
+use super::state::{Failure, HostState, InstanceConfig, InstanceReport};
 
 /// Which `wasi:http` world a component exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +44,29 @@ impl std::fmt::Display for HttpWorld {
     }
 }
 
+/// How long a failed request waits to learn why its instance failed.
+const CAUSE_WAIT: Duration = Duration::from_millis(200);
+
 pub struct ComponentRuntime {
     pub id: String,
     pub world: HttpWorld,
+    /// How long its function has to answer.
+    pub timeout: Duration,
     handler: ProxyHandler<Instantiator>,
+}
+
+/// Why a function gave no answer.
+#[derive(Debug)]
+pub enum FunctionError {
+    /// The host stopped it at a limit.
+    Stopped(Failure),
+    /// Its instance could not be created.
+    Instantiation(String),
+    /// It trapped or returned without answering; `cause` is why, when known.
+    Failed {
+        error: wasmtime::Error,
+        cause: Option<String>,
+    },
 }
 
 impl ComponentRuntime {
@@ -70,6 +90,7 @@ impl ComponentRuntime {
         Ok(Self {
             id: config.component_id.clone(),
             world,
+            timeout: config.limits.request_timeout,
             handler: ProxyHandler::new(Instantiator {
                 engine: runtime.engine.clone(),
                 pre,
@@ -78,22 +99,45 @@ impl ComponentRuntime {
         })
     }
 
-    /// Handles one request in a fresh instance. The time the instance took to
-    /// create is added to the response's `Server-Timing` header
-    /// (`instantiate;dur=0.08`, milliseconds), after the function's own entries.
+    /// Handles one request in a fresh instance, which holds `running` until
+    /// it is gone. The time the instance took to create is added to the
+    /// response's `Server-Timing` header (`instantiate;dur=0.08`,
+    /// milliseconds), before the function's own entries.
     pub async fn handle(
         &self,
         request: wasmtime_wasi_http::handler::Request,
-    ) -> wasmtime::Result<wasmtime_wasi_http::handler::Response> {
-        let instantiated_in = Arc::new(OnceLock::new());
-        let mut response = self
-            .handler
-            .handle(instantiated_in.clone(), request)
-            .await?;
-        if let Some(took) = instantiated_in.get() {
-            add_server_timing(response.headers_mut(), "instantiate", *took);
+        running: OwnedSemaphorePermit,
+    ) -> Result<wasmtime_wasi_http::handler::Response, FunctionError> {
+        let report = Arc::new(OnceLock::new());
+        let dispatch = Dispatch {
+            report: report.clone(),
+            running,
+        };
+        let result = self.handler.handle(dispatch, request).await;
+        let report: Option<Arc<InstanceReport>> = report.get().cloned();
+        match result {
+            Ok(mut response) => {
+                if let Some(took) = report.as_ref().and_then(|r| r.instantiated_in.get()) {
+                    add_server_timing(response.headers_mut(), "instantiate", *took);
+                }
+                Ok(response)
+            }
+            Err(error) => Err(match report {
+                _ if error.is::<ExpirationError>() => FunctionError::Stopped(Failure::Deadline),
+                None => match error.downcast_ref::<InstantiationError<Dispatch>>() {
+                    Some(e) => FunctionError::Instantiation(format!("{:#}", e.error)),
+                    None => FunctionError::Failed { error, cause: None },
+                },
+                Some(report) => {
+                    // A trap reaches the instance's end before it reaches us.
+                    let cause = report.error(CAUSE_WAIT).await;
+                    match report.failure() {
+                        Some(failure) => FunctionError::Stopped(failure),
+                        None => FunctionError::Failed { error, cause },
+                    }
+                }
+            }),
         }
-        Ok(response)
     }
 }
 
@@ -118,36 +162,48 @@ struct Instantiator {
 
 impl HandlerState for Instantiator {
     type StoreData = HostState;
-    type WorkerExpiration = NoExpiry;
+    type WorkerExpiration = Expiry;
     type WorkerState = OneRequest;
 
-    async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, NoExpiry, OneRequest>> {
+    async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiry, OneRequest>> {
         let started = Instant::now();
-        // Memory is bounded by the pool's slot size (RuntimeLimits::max_memory_bytes).
+        // The deadline counts from here: instantiation runs guest code too.
+        let deadline = started + self.config.limits.request_timeout;
         let mut store = Store::new(&self.engine, HostState::new(&self.config)?);
+        store.limiter(|state| state);
+        deadline::interrupt_at(&mut store, self.config.limits.request_timeout, deadline);
         let proxy = self.pre.instantiate_async(&mut store).await?;
-        store.data_mut().instantiated_in = started.elapsed();
+        let report = store.data().report.clone();
+        let _ = report.instantiated_in.set(started.elapsed());
         Ok(Instance {
             store,
             proxy,
             view: HostState::http,
-            expiration: NoExpiry,
+            expiration: Expiry::at(deadline, report),
             state: OneRequest {
                 component_id: self.config.component_id.clone(),
+                deadline,
             },
         })
     }
 }
 
+/// What a request hands its instance.
+pub struct Dispatch {
+    /// Where the request learns what became of its instance.
+    report: Arc<OnceLock<Arc<InstanceReport>>>,
+    running: OwnedSemaphorePermit,
+}
+
 /// An instance serves one request, then is dropped.
 struct OneRequest {
     component_id: String,
+    deadline: Instant,
 }
 
 impl WorkerState for OneRequest {
     type StoreData = HostState;
-    /// Where the request learns how long its instance took to create.
-    type RequestData = Arc<OnceLock<Duration>>;
+    type RequestData = Dispatch;
 
     fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
         if total == 0 {
@@ -159,32 +215,30 @@ impl WorkerState for OneRequest {
 
     fn on_request_start(
         &self,
-        store: StoreContextMut<'_, HostState>,
-        instantiated_in: Arc<OnceLock<Duration>>,
+        mut store: StoreContextMut<'_, HostState>,
+        dispatch: Dispatch,
         _task: wasmtime::component::GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
-        let _ = instantiated_in.set(store.data().instantiated_in);
-        Box::pin(std::future::pending())
+        let _ = dispatch.report.set(store.data().report.clone());
+        store.data_mut().running = Some(dispatch.running);
+        Box::pin(Expiry::future(self.deadline))
     }
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
-        if let Err(error) = result {
-            tracing::warn!(component = %self.component_id, "instance failed: {error:#}");
-        }
+        let report = store.data().report.clone();
+        // The instance's memory goes back to the pool before anyone is told.
         drop(store);
-    }
-}
-
-/// Instances live exactly as long as their one request.
-struct NoExpiry;
-
-impl WorkerExpiration for NoExpiry {
-    fn poll(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        _state: WorkerStatus,
-        _start: Instant,
-    ) -> Poll<()> {
-        Poll::Pending
+        let cause = result.err().map(|error| {
+            match report.failure() {
+                Some(failure) => {
+                    tracing::warn!(component = %self.component_id, ?failure, "instance stopped: {error:#}")
+                }
+                None => {
+                    tracing::warn!(component = %self.component_id, "instance failed: {error:#}")
+                }
+            }
+            error.root_cause().to_string()
+        });
+        report.end(cause);
     }
 }

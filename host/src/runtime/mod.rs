@@ -4,43 +4,17 @@
 
 pub mod cache;
 pub mod component;
+mod deadline;
 pub mod state;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::limits::Limits;
 use crate::variables::{ComponentVariables, bindings as spin_variables};
 pub use cache::{CompileCache, Compiled};
 pub use component::{ComponentRuntime, HttpWorld};
-pub use state::{HostState, InstanceConfig};
-
-/// Sizing of the instance pool.
-#[derive(Debug, Clone)]
-pub struct RuntimeLimits {
-    /// Instances that may exist at once (in-flight requests, all components).
-    pub max_instances: u32,
-    /// Instances that run at once; further requests wait their turn, in order.
-    /// Functions are CPU-bound: more running instances than cores only share
-    /// the cores, with more switching and cache misses.
-    pub max_running: usize,
-    /// Linear memory of one instance.
-    pub max_memory_bytes: usize,
-    /// Memory an instance slot keeps resident for the next instance, zeroed in
-    /// place rather than returned to the kernel.
-    pub keep_resident_bytes: usize,
-}
-
-impl Default for RuntimeLimits {
-    fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self {
-            max_instances: 256,
-            max_running: 2 * cores,
-            max_memory_bytes: 1 << 30,
-            keep_resident_bytes: 16 << 20,
-        }
-    }
-}
+pub use state::{Failure, HostState, InstanceConfig, InstanceReport};
 
 /// The engine and linker shared by every component of an application.
 pub struct Runtime {
@@ -49,11 +23,15 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(limits: &RuntimeLimits) -> wasmtime::Result<Self> {
+    pub fn new(limits: &Limits) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         // wasi:http@0.3 handlers are async component functions.
         config.wasm_component_model_async(true);
+        // Compiled code checks the epoch at loop heads and function entries:
+        // how a function that never returns is made to yield, and stopped at
+        // its deadline (see `deadline`).
+        config.epoch_interruption(true);
 
         // Pre-reserved slots make per-request instantiation a few microseconds.
         let mut pool = PoolingAllocationConfig::new();
@@ -63,6 +41,7 @@ impl Runtime {
         pool.total_memories(limits.max_instances * 2);
         pool.total_tables(limits.max_instances * 4);
         pool.max_memory_size(limits.max_memory_bytes);
+        pool.table_elements(limits.max_table_elements);
         // A request's instance touches a few MiB (the decoded image, the
         // tensor). Returning them to the kernel after each request cost ~500
         // page faults per request, and contention on the process's memory map
@@ -75,16 +54,14 @@ impl Runtime {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 
         let engine = Engine::new(&config)?;
+        deadline::start_epoch_ticker(&engine);
         let mut linker = Linker::<HostState>::new(&engine);
         // Full WASI p2 (Rust std imports cli, clocks, filesystem, random, ...) and p3.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-        wasmtime_wasi_nn::wit::add_to_linker(&mut linker, |s: &mut HostState| {
-            let (table, nn) = s.nn_parts();
-            wasmtime_wasi_nn::wit::WasiNnView::new(table, nn)
-        })?;
+        crate::nn::wit::add_to_linker(&mut linker, HostState::nn)?;
         spin_variables::fermyon::spin::variables::add_to_linker::<_, HasSelf<ComponentVariables>>(
             &mut linker,
             |s: &mut HostState| &mut s.variables,

@@ -3,15 +3,20 @@
 //! A fresh [`HostState`] is made for every request, from the component's
 //! [`InstanceConfig`], which is built once at start-up.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
-use wasmtime_wasi_nn::wit::WasiNnCtx;
 
+use crate::limits::Limits;
 use crate::manifest::DirMount;
 use crate::nn::ComponentModels;
+use crate::nn::wit::{InstanceNn, NnLimits, NnView};
 use crate::variables::ComponentVariables;
 
 /// The fixed part of a component's environment, shared by its instances.
@@ -22,6 +27,64 @@ pub struct InstanceConfig {
     pub environment: Vec<(String, String)>,
     pub variables: ComponentVariables,
     pub models: ComponentModels,
+    pub limits: Limits,
+}
+
+/// Why an instance was stopped by the host, when it was: what the client is
+/// told (a trap alone would say "unreachable executed").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// It ran past its deadline.
+    Deadline,
+    /// It asked for more linear memory than an instance may have.
+    Memory { limit: usize },
+    /// It asked for more table elements than an instance may have.
+    Table { limit: usize },
+    /// It created more tensor bytes than an instance may.
+    TensorBudget { limit: usize },
+}
+
+/// What an instance tells the request it serves.
+#[derive(Debug, Default)]
+pub struct InstanceReport {
+    /// How long creating the instance took (reported in `Server-Timing`).
+    pub instantiated_in: OnceLock<Duration>,
+    /// Set when the host stopped the instance, before the trap unwinds.
+    failure: OnceLock<Failure>,
+    /// Why the instance failed, set when it is dropped: after its request
+    /// has learnt that it failed, so the request waits for it (briefly).
+    error: OnceLock<String>,
+    ended: AtomicBool,
+    ended_notify: tokio::sync::Notify,
+}
+
+impl InstanceReport {
+    /// Records that the instance is gone, and why it failed if it did.
+    pub fn end(&self, error: Option<String>) {
+        if let Some(error) = error {
+            let _ = self.error.set(error);
+        }
+        self.ended.store(true, Ordering::Release);
+        self.ended_notify.notify_waiters();
+    }
+
+    /// Why the instance failed, waiting at most `wait` for it to end.
+    pub async fn error(&self, wait: Duration) -> Option<String> {
+        let ended = self.ended_notify.notified();
+        if !self.ended.load(Ordering::Acquire) {
+            let _ = tokio::time::timeout(wait, ended).await;
+        }
+        self.error.get().cloned()
+    }
+
+    /// Records the first reason the host stopped the instance.
+    pub fn set_failure(&self, failure: Failure) {
+        let _ = self.failure.set(failure);
+    }
+
+    pub fn failure(&self) -> Option<Failure> {
+        self.failure.get().copied()
+    }
 }
 
 pub struct HostState {
@@ -29,10 +92,14 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     http_hooks: OutboundDenied,
-    pub(crate) nn: WasiNnCtx,
+    nn: InstanceNn,
     pub(crate) variables: ComponentVariables,
-    /// How long creating this instance took (reported in `Server-Timing`).
-    pub(crate) instantiated_in: std::time::Duration,
+    pub(crate) report: Arc<InstanceReport>,
+    /// The running slot this instance holds: released when the store is
+    /// dropped, i.e. when the instance is gone, not when its answer starts.
+    pub(crate) running: Option<OwnedSemaphorePermit>,
+    max_memory_bytes: usize,
+    max_table_elements: usize,
 }
 
 impl HostState {
@@ -50,22 +117,73 @@ impl HostState {
         for mount in &config.files {
             wasi.preopened_dir(&mount.host, &mount.guest, FsPerms::ReadOnly)?;
         }
-        // No backends: guests load only the host's preloaded models, by name.
-        let nn = WasiNnCtx::new([], config.models.clone().into());
+        let limits = &config.limits;
+        let report = Arc::new(InstanceReport::default());
+        let nn = InstanceNn::new(
+            config.models.clone(),
+            NnLimits {
+                max_tensor_bytes: limits.max_tensor_bytes,
+                max_tensor_bytes_per_instance: limits.max_tensor_bytes_per_instance,
+                max_execution_contexts: limits.max_execution_contexts,
+            },
+            report.clone(),
+        );
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_resources);
         Ok(Self {
-            table: ResourceTable::new(),
+            table,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             http_hooks: OutboundDenied,
             nn,
             variables: config.variables.clone(),
-            instantiated_in: std::time::Duration::ZERO,
+            report,
+            running: None,
+            max_memory_bytes: limits.max_memory_bytes,
+            max_table_elements: limits.max_table_elements,
         })
     }
 
-    /// The resource table and the wasi-nn state, borrowed together.
-    pub(crate) fn nn_parts(&mut self) -> (&mut ResourceTable, &mut WasiNnCtx) {
-        (&mut self.table, &mut self.nn)
+    /// wasi-nn's view of the instance.
+    pub(crate) fn nn(&mut self) -> NnView<'_> {
+        NnView {
+            table: &mut self.table,
+            nn: &mut self.nn,
+        }
+    }
+}
+
+/// Memory and tables past the limits are refused (the guest sees its
+/// allocation fail), and the reason is recorded for the answer.
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_memory_bytes;
+        if !allowed {
+            self.report.set_failure(Failure::Memory {
+                limit: self.max_memory_bytes,
+            });
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.max_table_elements;
+        if !allowed {
+            self.report.set_failure(Failure::Table {
+                limit: self.max_table_elements,
+            });
+        }
+        Ok(allowed)
     }
 }
 

@@ -35,6 +35,17 @@ impl ApiError {
         }
     }
 
+    /// 413: the request's content is larger than the function handles (a body,
+    /// or an image whose pixels would be).
+    pub fn payload_too_large(message: impl Into<String>) -> Self {
+        Self::new(413, message)
+    }
+
+    /// 415: the request's `Content-Type` is not one the function reads.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(415, message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, message)
     }

@@ -14,8 +14,13 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod spec;
 
+#[cfg(test)]
+mod hostile_tests;
+
 pub use postprocess::{Prediction, softmax, top_k};
-pub use preprocess::{InputTensor, decode, decode_for, to_tensor};
+pub use preprocess::{
+    InputTensor, MAX_PIXELS, MAX_SIDE, check_dimensions, decode, decode_for, to_tensor,
+};
 pub use spec::{ClassifierSpec, Color, Layout, Preprocess, label_of, parse_labels};
 
 /// What went wrong, and whose fault it is: the request's (a bad image) or the
@@ -24,6 +29,9 @@ pub use spec::{ClassifierSpec, Color, Layout, Preprocess, label_of, parse_labels
 pub enum Error {
     /// The body is not an image we can decode.
     BadImage(String),
+    /// The image is larger than we decode (its header says so, before any
+    /// pixel is allocated): the request's fault too, but "send a smaller one".
+    TooLarge(String),
     /// The model is not an image classifier (its `model.toml` has no `[preprocess]`).
     NotAClassifier(String),
     /// The model's `model.toml` is invalid for this use.
@@ -33,7 +41,10 @@ pub enum Error {
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::BadImage(m) | Error::NotAClassifier(m) | Error::Config(m) => f.write_str(m),
+            Error::BadImage(m)
+            | Error::TooLarge(m)
+            | Error::NotAClassifier(m)
+            | Error::Config(m) => f.write_str(m),
         }
     }
 }

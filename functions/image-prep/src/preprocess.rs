@@ -5,19 +5,53 @@ use std::io::Cursor;
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use image::{ImageReader, Limits, RgbImage};
+use image::{ImageDecoder, ImageReader, Limits, RgbImage};
 
 use crate::Error;
 use crate::spec::{Color, Layout, Preprocess};
 
-/// Larger images are refused before their pixels are allocated.
-const MAX_SIDE: u32 = 16_384;
-const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+/// The most pixels an image may have: 50 Mi (52.4 megapixels), so that a
+/// 50-megapixel camera's 8688x5792 passes. Anything larger is refused from the
+/// size its header claims, before a pixel is allocated: a 30000x30000 PNG of a
+/// few bytes would otherwise ask for 2.7 GB. The function's whole memory is
+/// the host's instance limit (512 MiB by default), so no more than this.
+pub const MAX_PIXELS: u64 = 50 * 1024 * 1024;
+/// The longest side an image may have: keeps the aspect ratio within 16384:1,
+/// so the sizes the resize computes stay in range.
+pub const MAX_SIDE: u32 = 16_384;
+/// What a decode may take at its peak: the decoded image, the decoder's
+/// working copy where it keeps one, and the 8-bit RGB it is converted to
+/// ([`peak_bytes_per_pixel`]). With the request body (16 MiB at most by
+/// default) and its copies, it fits the host's default 512 MiB instance:
+/// 50 Mi pixels of 8-bit RGB take 150 MiB, of 8-bit RGBA 350 MiB, while
+/// 16-bit RGBA is refused past 34 Mi pixels. Also the decoders' own
+/// allocation limit (the `image` crate's `Limits::max_alloc`, jpeg-decoder's
+/// buffer limit), the second line of defence.
+const MAX_DECODE_BYTES: u64 = 384 * 1024 * 1024;
 
 /// The input tensor: dimensions and f32 values in the model's layout.
 pub struct InputTensor {
     pub dims: Vec<u32>,
     pub values: Vec<f32>,
+}
+
+/// Refuses an image by the size its header claims: too large
+/// ([`Error::TooLarge`], naming the size and the limits) or empty.
+pub fn check_dimensions(width: u32, height: u32) -> Result<(), Error> {
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > MAX_PIXELS || width > MAX_SIDE || height > MAX_SIDE {
+        return Err(Error::TooLarge(format!(
+            "the image is {width}x{height} pixels, larger than this service decodes: \
+             at most {MAX_PIXELS} pixels ({} Mi) and {MAX_SIDE} pixels a side; send a smaller image",
+            MAX_PIXELS >> 20
+        )));
+    }
+    if pixels == 0 {
+        return Err(Error::BadImage(format!(
+            "the image is {width}x{height} pixels: it has none"
+        )));
+    }
+    Ok(())
 }
 
 /// Decodes an image for `p`: as [`decode`], except that a JPEG at least twice
@@ -27,50 +61,87 @@ pub struct InputTensor {
 /// 375x500, not decoded whole and thrown away, which is most of its cost.
 pub fn decode_for(bytes: &[u8], p: &Preprocess) -> Result<RgbImage, Error> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF])
-        && let Some(image) = decode_jpeg_scaled(bytes, p.resize_shorter_side)
+        && let Some(image) = decode_jpeg_scaled(bytes, p.resize_shorter_side)?
     {
         return Ok(image);
     }
     decode(bytes)
 }
 
-/// The scaled decode, or `None` when it does not apply (too small to scale,
-/// CMYK or 16-bit, or anything unusual): [`decode`] then handles the image,
-/// errors included.
-fn decode_jpeg_scaled(bytes: &[u8], shorter_side: u32) -> Option<RgbImage> {
+/// The scaled decode; `Ok(None)` when it does not apply (too small to scale,
+/// 16-bit, or anything unusual, errors included): [`decode`] then handles the
+/// image. Too large a JPEG is refused here, from its header.
+fn decode_jpeg_scaled(bytes: &[u8], shorter_side: u32) -> Result<Option<RgbImage>, Error> {
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.read_info().ok()?;
-    let info = decoder.info()?;
-    let (w, h) = (u32::from(info.width), u32::from(info.height));
-    let short = w.min(h);
-    if short < 2 * shorter_side || w > MAX_SIDE || h > MAX_SIDE {
-        return None;
+    if decoder.read_info().is_err() {
+        return Ok(None);
     }
-    if !matches!(
-        info.pixel_format,
-        jpeg_decoder::PixelFormat::RGB24 | jpeg_decoder::PixelFormat::L8
-    ) {
-        return None;
+    let Some(info) = decoder.info() else {
+        return Ok(None);
+    };
+    let (w, h) = (u32::from(info.width), u32::from(info.height));
+    check_dimensions(w, h)?;
+    let short = w.min(h);
+    if short < 2 * shorter_side.max(1) {
+        return Ok(None);
+    }
+    use jpeg_decoder::PixelFormat::{CMYK32, L8, RGB24};
+    if !matches!(info.pixel_format, RGB24 | L8 | CMYK32) {
+        return Ok(None);
     }
     // The smallest scale whose shorter side still reaches `shorter_side`.
     let at_least =
         |side: u32| u16::try_from(side.saturating_mul(shorter_side).div_ceil(short)).ok();
+    let (Some(want_w), Some(want_h)) = (at_least(w), at_least(h)) else {
+        return Ok(None);
+    };
     decoder.set_max_decoding_buffer_size(MAX_DECODE_BYTES as usize);
-    let (sw, sh) = decoder.scale(at_least(w)?, at_least(h)?).ok()?;
-    let pixels = decoder.decode().ok()?;
+    let Ok((sw, sh)) = decoder.scale(want_w, want_h) else {
+        return Ok(None);
+    };
+    let Ok(pixels) = decoder.decode() else {
+        return Ok(None);
+    };
     let (sw, sh) = (u32::from(sw), u32::from(sh));
-    match info.pixel_format {
-        jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(sw, sh, pixels),
-        _ => {
-            let gray = image::GrayImage::from_raw(sw, sh, pixels)?;
-            Some(image::DynamicImage::ImageLuma8(gray).into_rgb8())
+    Ok(match info.pixel_format {
+        RGB24 => RgbImage::from_raw(sw, sh, pixels),
+        L8 => image::GrayImage::from_raw(sw, sh, pixels)
+            .map(|gray| image::DynamicImage::ImageLuma8(gray).into_rgb8()),
+        _ => cmyk_to_rgb(sw, sh, &pixels),
+    })
+}
+
+/// jpeg-decoder's CMYK (ink amounts, 255 = full ink; it has already undone
+/// Adobe's inverted storage) to RGB, as the `image` crate did when it decoded
+/// with jpeg-decoder: each colour is what its ink and the black leave.
+fn cmyk_to_rgb(w: u32, h: u32, cmyk: &[u8]) -> Option<RgbImage> {
+    let pixels = (w as usize).checked_mul(h as usize)?;
+    if cmyk.len() != pixels.checked_mul(4)? {
+        return None;
+    }
+    let mut rgb = Vec::with_capacity(pixels * 3);
+    for px in cmyk.chunks_exact(4) {
+        let k = 255 - u16::from(px[3]);
+        for &ink in &px[..3] {
+            rgb.push(((255 - u16::from(ink)) * k / 255) as u8);
         }
     }
+    RgbImage::from_raw(w, h, rgb)
 }
 
 /// Decodes JPEG, PNG, WebP, GIF (first frame) or BMP into 8-bit RGB; grayscale,
-/// palette and alpha images are converted (alpha is dropped).
+/// palette, 16-bit, CMYK and alpha images are converted (alpha is dropped).
+///
+/// The size in the image's header is checked ([`check_dimensions`]) before
+/// any pixel is allocated; the decoders' own limits are a second line.
 pub fn decode(bytes: &[u8]) -> Result<RgbImage, Error> {
+    let bad = |e: image::ImageError| match e {
+        image::ImageError::Limits(e) => Error::TooLarge(format!(
+            "the image needs more memory to decode than this service allows ({} MiB): {e}",
+            MAX_DECODE_BYTES >> 20
+        )),
+        e => Error::BadImage(format!("cannot decode the image: {e}")),
+    };
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| Error::BadImage(format!("cannot read the image: {e}")))?;
@@ -79,15 +150,66 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, Error> {
             "the body is not an image in a supported format (JPEG, PNG, WebP, GIF or BMP)".into(),
         ));
     }
+    if let Some((w, h)) = png_header_size(bytes) {
+        check_dimensions(w, h)?;
+    }
+    // The allocation limit only while the header is read: the size check is
+    // ours, so that the answer names the size and the limits.
     let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits.clone());
+    let format = reader.format();
+    let mut decoder = reader.into_decoder().map_err(bad)?;
+    let (w, h) = decoder.dimensions();
+    check_dimensions(w, h)?;
+    let color = decoder.color_type();
+    let peak = u64::from(w) * u64::from(h) * peak_bytes_per_pixel(format, color);
+    if peak > MAX_DECODE_BYTES {
+        return Err(Error::TooLarge(format!(
+            "the image is {w}x{h} pixels of {color:?}, which would take {} MiB to decode; \
+             at most {} MiB (and {MAX_PIXELS} pixels): send a smaller image",
+            peak.div_ceil(1 << 20),
+            MAX_DECODE_BYTES >> 20
+        )));
+    }
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    let image = reader
-        .decode()
-        .map_err(|e| Error::BadImage(format!("cannot decode the image: {e}")))?;
+    limits.reserve(decoder.total_bytes()).map_err(bad)?;
+    decoder.set_limits(limits).map_err(bad)?;
+    let image = image::DynamicImage::from_decoder(decoder).map_err(bad)?;
     Ok(image.into_rgb8())
+}
+
+/// A PNG's size, from its IHDR chunk (always the first), before any decoder
+/// opens it: on 32-bit targets such as wasm32 the png crate refuses to open an
+/// image whose buffer would pass 2 GiB, with an error that names no size.
+fn png_header_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let rest = bytes.strip_prefix(b"\x89PNG\r\n\x1a\n")?;
+    if rest.get(4..8)? != b"IHDR" {
+        return None;
+    }
+    let be =
+        |range: std::ops::Range<usize>| Some(u32::from_be_bytes(rest.get(range)?.try_into().ok()?));
+    Some((be(8..12)?, be(12..16)?))
+}
+
+/// The bytes a pixel takes at the decode's peak, by format and decoded colour
+/// type: the decoded pixel; again for GIF and WebP, which composite frames on
+/// a canvas of their own, and JPEG, whose decoder keeps its component planes;
+/// and 3 for the 8-bit RGB it is converted to (none if it already is).
+fn peak_bytes_per_pixel(format: Option<image::ImageFormat>, color: image::ColorType) -> u64 {
+    use image::ImageFormat::{Gif, Jpeg, WebP};
+    let decoded = u64::from(color.bytes_per_pixel());
+    let working = match format {
+        Some(Gif | WebP | Jpeg) => decoded,
+        _ => 0,
+    };
+    let converted = if color == image::ColorType::Rgb8 {
+        0
+    } else {
+        3
+    };
+    decoded + working + converted
 }
 
 /// Resizes (bilinear, with antialiasing as Pillow does) so that the shorter side

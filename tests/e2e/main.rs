@@ -1,11 +1,14 @@
 //! End-to-end tests: the real `wasi-infer` server, the real image-classify
 //! component, real models and real photos.
 
+mod attacks;
+mod bad_images;
 mod classify;
 mod cli;
 mod conformance;
 mod embedded;
 mod errors;
+mod limits;
 mod server;
 mod start_up;
 mod tensors;

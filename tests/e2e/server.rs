@@ -53,6 +53,7 @@ pub struct Reply {
     pub content_type: Option<String>,
     pub allow: Option<String>,
     pub server_timing: Option<String>,
+    pub retry_after: Option<String>,
     pub text: String,
 }
 
@@ -149,6 +150,53 @@ impl Server {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// `127.0.0.1:PORT`, for raw sockets.
+    pub fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits (at most `within`) for the process to exit.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < within {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// A request with any method, headers and body.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body.to_vec()).unwrap();
+        let response = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        reply(response)
+    }
+
     pub fn post(&self, path: &str, body: &[u8]) -> Reply {
         let response = self
             .agent
@@ -179,11 +227,13 @@ fn reply(mut response: http::Response<ureq::Body>) -> Reply {
     };
     let (content_type, allow) = (header("content-type"), header("allow"));
     let server_timing = header("server-timing");
+    let retry_after = header("retry-after");
     Reply {
         status: response.status().as_u16(),
         content_type,
         allow,
         server_timing,
+        retry_after,
         text: response.body_mut().read_to_string().unwrap(),
     }
 }

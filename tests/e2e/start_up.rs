@@ -149,6 +149,42 @@ fn model_errors_name_the_model_and_the_problem() {
     std::fs::write(dir.path().join("models/m/model.onnx"), b"garbage").unwrap();
     let stderr = error_for(&dir, &[]);
     assert!(stderr.contains("model.onnx"), "{stderr}");
+
+    // A missing weights file (OpenVINO would read the model's IR instead).
+    let dir = app_with(|m| m);
+    std::fs::remove_file(dir.path().join("models/m/model.onnx")).unwrap();
+    let manifest = dir.path().join("spin.toml");
+    for backend in ["tract", "onnxruntime"] {
+        let stderr = start_up_error(
+            &[
+                "--manifest",
+                manifest.to_str().unwrap(),
+                "--backend",
+                backend,
+            ],
+            &[],
+        );
+        assert!(
+            stderr.contains("model m") && stderr.contains("model.onnx"),
+            "{backend}: {stderr}"
+        );
+    }
+
+    // Limits that do not fit together.
+    let dir = app_with(|m| m);
+    let manifest = dir.path().join("spin.toml");
+    let stderr = start_up_error(
+        &[
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--max-running",
+            "8",
+            "--max-instances",
+            "4",
+        ],
+        &[],
+    );
+    assert!(stderr.contains("max_instances"), "{stderr}");
 }
 
 #[test]

@@ -1,0 +1,209 @@
+//! The limits on requests: body and head sizes, slow clients, the bounded
+//! queue, and graceful shutdown.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::attacks::hostile_server;
+
+/// Sends raw bytes (`parts`, with `pause` between them) and returns what the
+/// server answered before closing or within `wait`.
+fn raw_exchange(address: &str, parts: &[&[u8]], pause: Duration, wait: Duration) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(pause);
+        }
+        // The server may already have answered and closed.
+        if stream.write_all(part).is_err() {
+            break;
+        }
+    }
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status line's code and the body's JSON error of a raw answer.
+fn raw_error(answer: &str) -> (u16, String) {
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body = body.lines().find(|l| l.starts_with('{')).unwrap_or(body);
+    let json: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer:?}"));
+    (status, json["error"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn oversized_and_slow_requests_get_json_errors_and_the_server_keeps_serving() {
+    let mut server = hostile_server(&[
+        "--max-body-size",
+        "1M",
+        "--max-header-size",
+        "8K",
+        "--client-timeout",
+        "1s",
+    ]);
+    let big = vec![0u8; 2 << 20];
+
+    // A declared length past the limit is refused before the body is read.
+    let message = server.post("/attack/ok", &big).assert_error(413);
+    assert!(message.contains("1048576"), "{message}");
+
+    // A chunked body is cut off at the limit as it streams in.
+    let head = format!(
+        "POST /attack/ok HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n",
+        big.len()
+    );
+    let answer = raw_exchange(
+        server.address(),
+        &[head.as_bytes(), &big, b"\r\n0\r\n\r\n"],
+        Duration::ZERO,
+        Duration::from_secs(10),
+    );
+    let (status, message) = raw_error(&answer);
+    assert_eq!(status, 413, "{answer}");
+    assert!(message.contains("larger than 1048576"), "{message}");
+
+    // A head past the limit: 431 with a JSON error...
+    let header = "a".repeat(12 << 10);
+    let message = server
+        .send("GET", "/attack/ok", &[("x-big", &header)], b"")
+        .assert_error(431);
+    assert!(message.contains("8192"), "{message}");
+    // ...and far past it, the parser refuses it before buffering it whole.
+    let huge = format!(
+        "GET /attack/ok HTTP/1.1\r\nhost: x\r\nx-huge: {}\r\n\r\n",
+        "a".repeat(200 << 10)
+    );
+    let answer = raw_exchange(
+        server.address(),
+        &[huge.as_bytes()],
+        Duration::ZERO,
+        Duration::from_secs(10),
+    );
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+
+    // A body that stops arriving: 408 after the client timeout.
+    let started = Instant::now();
+    let answer = raw_exchange(
+        server.address(),
+        &[b"POST /attack/ok HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n0123456789"],
+        Duration::ZERO,
+        Duration::from_secs(10),
+    );
+    let (status, message) = raw_error(&answer);
+    assert_eq!(status, 408, "{answer}");
+    assert!(message.contains("did not arrive within 1s"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A head that stops arriving: the connection is closed after the timeout.
+    let started = Instant::now();
+    let answer = raw_exchange(
+        server.address(),
+        &[b"POST /attack/ok HTTP/1.1\r\nhost: x\r\n"],
+        Duration::ZERO,
+        Duration::from_secs(10),
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{answer:?}");
+
+    assert_eq!(server.post("/attack/ok", b"").status, 200);
+    assert!(server.is_running());
+}
+
+#[test]
+fn a_busy_server_queues_briefly_then_answers_503_with_retry_after() {
+    let server = hostile_server(&[
+        "--request-timeout",
+        "10s",
+        "--max-running",
+        "1",
+        "--max-waiting",
+        "1",
+        "--max-wait",
+        "500ms",
+    ]);
+    let server = std::sync::Arc::new(server);
+    // One slow request holds the only running slot...
+    let slow = std::thread::spawn({
+        let server = server.clone();
+        move || server.post("/attack/slow?ms=3000", b"").status
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // ...one request may wait, for a while; another is turned away at once.
+    let waiting = std::thread::spawn({
+        let server = server.clone();
+        move || server.post("/attack/ok", b"")
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let turned_away = server.post("/attack/ok", b"");
+    let waited = waiting.join().unwrap();
+
+    let mut messages = Vec::new();
+    for reply in [&waited, &turned_away] {
+        messages.push(reply.assert_error(503));
+        assert_eq!(reply.retry_after.as_deref(), Some("1"));
+    }
+    messages.sort();
+    assert!(
+        messages[0].contains("1 requests are already waiting")
+            && messages[1].contains("no instance came free within 500ms"),
+        "{messages:?}"
+    );
+    assert_eq!(slow.join().unwrap(), 200);
+    assert_eq!(server.post("/attack/ok", b"").status, 200);
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    let server = std::sync::Arc::new(std::sync::Mutex::new(hostile_server(&[])));
+    let address = server.lock().unwrap().address().to_string();
+    let base = server.lock().unwrap().base.clone();
+    let in_flight = std::thread::spawn(move || {
+        ureq::get(format!("{base}/attack/slow?ms=1500"))
+            .call()
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    server.lock().unwrap().terminate();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        TcpStream::connect(&address).is_err(),
+        "still accepting after SIGTERM"
+    );
+    assert_eq!(in_flight.join().unwrap(), Ok(200));
+    let status = server.lock().unwrap().wait_exit(Duration::from_secs(10));
+    let status = status.expect("the server did not exit");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sigterm_exits_0_after_the_grace_when_a_request_is_stuck() {
+    let mut server = hostile_server(&["--request-timeout", "60s", "--shutdown-grace", "1s"]);
+    let base = server.base.clone();
+    std::thread::spawn(move || {
+        // Cut off by the shutdown: any outcome will do.
+        let _ = ureq::get(format!("{base}/attack/sleep")).call();
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let started = Instant::now();
+    server.terminate();
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server did not exit");
+    assert!(status.success(), "{status:?}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(
+        server.log().contains("did not finish within 1s"),
+        "{}",
+        server.log()
+    );
+}

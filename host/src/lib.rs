@@ -27,12 +27,14 @@ mod admission;
 pub mod app;
 mod body;
 pub mod limits;
-pub mod manifest;
 pub mod nn;
-pub mod routing;
 pub mod runtime;
 pub mod server;
 pub mod variables;
+
+/// The manifest (and its routes), in a crate of its own: free of any runtime,
+/// so that tools and the fuzzer can parse manifests cheaply.
+pub use wasi_infer_manifest::{self as manifest, routing};
 
 pub use app::{App, AppError, AppOptions, request_body};
 pub use limits::Limits;

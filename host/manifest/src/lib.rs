@@ -8,8 +8,11 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::routing::RoutePattern;
-use crate::variables::{Template, VariableDecl};
+pub mod routing;
+pub mod variables;
+
+use routing::RoutePattern;
+use variables::{Template, VariableDecl};
 
 /// An error in the manifest, always naming the file it is about.
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::load::{Connection, Target};
-use crate::proc;
+use wasi_infer_bench::load::{Connection, Target};
+use wasi_infer_bench::proc;
 
 /// Where the set-up scripts put what the contenders need (see `bench/run.sh`).
 pub struct Paths {

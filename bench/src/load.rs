@@ -24,8 +24,18 @@ pub struct Target {
 
 impl Target {
     pub fn post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> Self {
+        Self::new(addr, "POST", path, content_type, body)
+    }
+
+    pub fn new(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Self {
         let mut raw = format!(
-            "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();

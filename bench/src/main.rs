@@ -6,8 +6,6 @@
 //! Run everything, set-up included, with `bench/run.sh` (see docs/benchmarks.md).
 
 mod contenders;
-mod load;
-mod proc;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -19,8 +17,9 @@ use anyhow::{Context, bail};
 use clap::Parser;
 
 use contenders::{Contender, Paths, Server};
-use load::Target;
 use report::{Cell, ColdStart, Memory, Results};
+use wasi_infer_bench::load::{self, Target};
+use wasi_infer_bench::proc;
 
 #[derive(Parser)]
 #[command(about = "Benchmark wasi-infer against a native baseline, wasmtime serve and Python")]

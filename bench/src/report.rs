@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::load::Outcome;
+use wasi_infer_bench::load::Outcome;
 
 /// The stages `Server-Timing` reports, in request order: the host's
 /// `instantiate`, then the function's own.

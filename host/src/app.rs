@@ -174,16 +174,9 @@ impl App {
         request: http::Request<WasiBody>,
         client: Option<SocketAddr>,
     ) -> http::Response<WasiBody> {
-        let path = request.uri().path().to_string();
-        let Some(matched) = self.router.route(&path) else {
-            return json_error(StatusCode::NOT_FOUND, format!("no route for {path}"));
-        };
-        let component = &self.route_components[matched.index];
-        let request = match with_spin_headers(request, &matched, client) {
-            Ok(request) => request,
-            Err(problem) => return json_error(StatusCode::BAD_REQUEST, problem),
-        };
-        // The whole body first: a slow or endless upload holds no instance.
+        // The whole body first: a slow or endless upload holds no instance,
+        // and an early answer (404, 400) never leaves a client still sending
+        // into a closed connection.
         let request = match self.read_body(request).await {
             Ok(request) => request,
             Err(error) => {
@@ -194,6 +187,15 @@ impl App {
                 };
                 return json_error(status, error.to_string());
             }
+        };
+        let path = request.uri().path().to_string();
+        let Some(matched) = self.router.route(&path) else {
+            return json_error(StatusCode::NOT_FOUND, format!("no route for {path}"));
+        };
+        let component = &self.route_components[matched.index];
+        let request = match with_spin_headers(request, &matched, client) {
+            Ok(request) => request,
+            Err(problem) => return json_error(StatusCode::BAD_REQUEST, problem),
         };
         let running = match self.admission.admit().await {
             Ok(permit) => permit,
@@ -211,15 +213,16 @@ impl App {
         request: http::Request<WasiBody>,
     ) -> Result<http::Request<WasiBody>, BodyError> {
         let limit = self.limits.max_body_bytes;
-        // Refused before reading, when the client says how much is coming.
+        // Refused before it is stored, when the client says how much is coming.
         let declared = request
             .headers()
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let (parts, mut body) = request.into_parts();
         if declared.is_some_and(|length| length > limit as u64) {
+            body::linger(&mut body).await;
             return Err(BodyError::TooLarge { limit });
         }
-        let (parts, body) = request.into_parts();
         let bytes = body::read_limited(body, limit, self.limits.client_timeout).await?;
         Ok(http::Request::from_parts(parts, body::full(bytes)))
     }

@@ -28,19 +28,46 @@ pub enum BodyError {
     Read(String),
 }
 
+/// How much of a refused body is read and discarded before the answer.
+const LINGER_BYTES: usize = 64 << 20;
+/// How long a refused body is read and discarded before the answer.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Reads a whole body, refusing it past `limit` bytes or `timeout`.
 pub async fn read_limited(
-    body: WasiBody,
+    mut body: WasiBody,
     limit: usize,
     timeout: std::time::Duration,
 ) -> Result<Bytes, BodyError> {
-    let limited = http_body_util::Limited::new(body, limit);
-    match tokio::time::timeout(timeout, limited.collect()).await {
-        Err(_) => Err(BodyError::TimedOut(timeout)),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(BodyError::TooLarge { limit })
+    let read = async {
+        let mut bytes = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+            if let Some(data) = frame.data_ref() {
+                if bytes.len() + data.len() > limit {
+                    linger(&mut body).await;
+                    return Err(BodyError::TooLarge { limit });
+                }
+                bytes.extend_from_slice(data);
+            }
         }
-        Ok(Err(error)) => Err(BodyError::Read(error.to_string())),
+        Ok(bytes.freeze())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(BodyError::TimedOut(timeout)))
+}
+
+/// Reads and discards what is left of a refused body, for a while (as
+/// nginx's lingering close does): a connection closed with unread data is
+/// reset, and a client still sending would never read its 413.
+pub async fn linger(body: &mut WasiBody) {
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    let mut drained = 0;
+    while drained < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => drained += frame.data_ref().map_or(0, Bytes::len),
+            _ => break,
+        }
     }
 }

@@ -192,6 +192,7 @@ enum ModelsCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    limit_malloc_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -227,6 +228,23 @@ fn main() -> anyhow::Result<()> {
                 json,
             } => models_cmd::inspect(&models, &name, backend, json),
         },
+    }
+}
+
+/// glibc gives threads arenas of their own, up to 8 per core, and a server
+/// whose requests move between tokio's workers and blocking threads (every
+/// inference leaves its worker) fragments them: in a soak test at 64
+/// connections the server's memory kept growing, about 18 MiB a minute;
+/// with two arenas, about 7. `MALLOC_ARENA_MAX` in the environment still
+/// decides, when set.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; called first thing
+        // in main, before any other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
     }
 }
 

@@ -93,6 +93,8 @@ async fn handle(
     let path = request.uri().path().to_string();
     let head = head_size(&request);
     let response = if head > app.limits.max_header_bytes {
+        // Like every early answer, after what the client sends (see body::linger).
+        body::linger(&mut body::incoming(request.into_body())).await;
         json_error(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!(

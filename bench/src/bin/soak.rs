@@ -215,6 +215,11 @@ fn main() -> anyhow::Result<()> {
         elapsed,
         [idle_rss, start_rss, peak_rss, end_rss],
     );
+    let timeline: Vec<String> = timeline
+        .iter()
+        .map(|b| format!("{:.0}", *b as f64 / (1 << 20) as f64))
+        .collect();
+    println!("server RSS every 30 s, MiB: {}", timeline.join(", "));
     println!("server exit after SIGTERM: {exit}");
 
     let unexpected: u64 = tally

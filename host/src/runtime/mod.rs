@@ -51,6 +51,12 @@ impl Runtime {
         pool.linear_memory_keep_resident(limits.keep_resident_bytes);
         pool.table_keep_resident(64 << 10);
         pool.pagemap_scan(Enabled::Auto);
+        // Reuse the slots already used before touching a new one: with the
+        // default (up to 100 unused warm slots), new slots are preferred, and
+        // as each keeps its resident memory, a long-running server's memory
+        // grew towards 100 slots' worth. Now the slots ever used are as many
+        // as instances ever ran at once (at most `max_running`).
+        pool.max_unused_warm_slots(0);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 
         let engine = Engine::new(&config)?;

@@ -24,45 +24,6 @@ fn png(image: image::DynamicImage) -> Vec<u8> {
     bytes.into_inner()
 }
 
-/// An answer, from `Server`'s requests or from [`send`]'s (the fields of
-/// `Reply` this file needs, so it does not depend on the others).
-struct Answer {
-    status: u16,
-    content_type: Option<String>,
-    allow: Option<String>,
-    text: String,
-}
-
-impl From<Reply> for Answer {
-    fn from(reply: Reply) -> Self {
-        Answer {
-            status: reply.status,
-            content_type: reply.content_type,
-            allow: reply.allow,
-            text: reply.text,
-        }
-    }
-}
-
-impl Answer {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
-    }
-
-    /// An error answer: the status, and a JSON body with an `error` message.
-    fn assert_error(&self, status: u16) -> String {
-        assert_eq!(self.status, status, "body: {}", self.text);
-        assert_eq!(self.content_type.as_deref(), Some("application/json"));
-        let message = self.json()["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error message in {}", self.text))
-            .to_string();
-        assert!(!message.is_empty());
-        message
-    }
-}
-
 /// A request with the given method and `Content-Type` (none if `None`):
 /// `Server::post` always says `application/octet-stream`.
 fn send(
@@ -71,47 +32,19 @@ fn send(
     path: &str,
     content_type: Option<&str>,
     body: &[u8],
-) -> Answer {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into();
-    let url = format!("{}{path}", server.base);
-    let request = match method {
-        "POST" => agent.post(&url),
-        "PUT" => agent.put(&url),
-        other => panic!("no helper for {other}"),
-    };
-    let request = match content_type {
-        Some(t) => request.header("content-type", t),
-        None => request,
-    };
-    let mut response = request
-        .send(body)
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let (content_type, allow) = (header("content-type"), header("allow"));
-    Answer {
-        status: response.status().as_u16(),
-        content_type,
-        allow,
-        text: response.body_mut().read_to_string().unwrap(),
-    }
+) -> Reply {
+    let headers: Vec<(&str, &str)> = content_type
+        .map(|t| ("content-type", t))
+        .into_iter()
+        .collect();
+    server.send(method, path, &headers, body)
 }
 
 /// Every answer seen, to check at the end that none was a 5xx.
 struct Log(Vec<(String, u16)>);
 
 impl Log {
-    fn note(&mut self, what: &str, reply: impl Into<Answer>) -> Answer {
-        let reply = reply.into();
+    fn note(&mut self, what: &str, reply: Reply) -> Reply {
         assert!(
             reply.status < 500,
             "{what}: {} {}",
@@ -124,7 +57,7 @@ impl Log {
 }
 
 /// The top classes of a 200 answer with `k` predictions.
-fn classes(what: &str, reply: &Answer, k: usize) -> Vec<u64> {
+fn classes(what: &str, reply: &Reply, k: usize) -> Vec<u64> {
     assert_eq!(reply.status, 200, "{what}: {}", reply.text);
     check_predictions(&reply.json(), MODEL, k)
 }

@@ -153,6 +153,18 @@ impl HostState {
     }
 }
 
+impl HostState {
+    /// Whether growing to `desired` stays within `limit`; records `failure`
+    /// when it does not.
+    fn within(&self, desired: usize, limit: usize, failure: Failure) -> bool {
+        let allowed = desired <= limit;
+        if !allowed {
+            self.report.set_failure(failure);
+        }
+        allowed
+    }
+}
+
 /// Memory and tables past the limits are refused (the guest sees its
 /// allocation fail), and the reason is recorded for the answer.
 impl ResourceLimiter for HostState {
@@ -162,13 +174,8 @@ impl ResourceLimiter for HostState {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.max_memory_bytes;
-        if !allowed {
-            self.report.set_failure(Failure::Memory {
-                limit: self.max_memory_bytes,
-            });
-        }
-        Ok(allowed)
+        let limit = self.max_memory_bytes;
+        Ok(self.within(desired, limit, Failure::Memory { limit }))
     }
 
     fn table_growing(
@@ -177,13 +184,8 @@ impl ResourceLimiter for HostState {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.max_table_elements;
-        if !allowed {
-            self.report.set_failure(Failure::Table {
-                limit: self.max_table_elements,
-            });
-        }
-        Ok(allowed)
+        let limit = self.max_table_elements;
+        Ok(self.within(desired, limit, Failure::Table { limit }))
     }
 }
 

@@ -4,16 +4,17 @@
 //! no queue grows without bound.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::limits::Limits;
 
 pub struct Admission {
     running: Arc<Semaphore>,
-    waiting: AtomicUsize,
+    /// Requests waiting now; it is also `wasi_infer_requests_waiting`.
+    waiting: Gauge,
     max_waiting: usize,
     max_wait: Duration,
 }
@@ -30,10 +31,11 @@ pub enum Busy {
 }
 
 impl Admission {
-    pub fn new(limits: &Limits) -> Self {
+    /// `waiting` counts the requests waiting (a metric's gauge).
+    pub fn new(limits: &Limits, waiting: Gauge) -> Self {
         Self {
             running: Arc::new(Semaphore::new(limits.max_running.max(1))),
-            waiting: AtomicUsize::new(0),
+            waiting,
             max_waiting: limits.max_waiting,
             max_wait: limits.max_wait,
         }
@@ -46,7 +48,7 @@ impl Admission {
         if let Ok(permit) = self.running.clone().try_acquire_owned() {
             return Ok(permit);
         }
-        let waiting = self.waiting.fetch_add(1, Ordering::AcqRel);
+        let waiting = usize::try_from(self.waiting.inc()).unwrap_or(0);
         let _leave = Leave(&self.waiting);
         if waiting >= self.max_waiting {
             return Err(Busy::QueueFull(waiting));
@@ -61,17 +63,17 @@ impl Admission {
     /// Requests waiting now.
     #[cfg(test)]
     pub fn waiting(&self) -> usize {
-        self.waiting.load(Ordering::Acquire)
+        usize::try_from(self.waiting.get()).unwrap_or(0)
     }
 }
 
 /// Leaves the waiting room however the wait ends (also when the client's
 /// future is dropped).
-struct Leave<'a>(&'a AtomicUsize);
+struct Leave<'a>(&'a Gauge);
 
 impl Drop for Leave<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.dec();
     }
 }
 
@@ -80,12 +82,15 @@ mod tests {
     use super::*;
 
     fn admission(max_waiting: usize, max_wait_ms: u64) -> Admission {
-        Admission::new(&Limits {
-            max_running: 1,
-            max_waiting,
-            max_wait: Duration::from_millis(max_wait_ms),
-            ..Limits::default()
-        })
+        Admission::new(
+            &Limits {
+                max_running: 1,
+                max_waiting,
+                max_wait: Duration::from_millis(max_wait_ms),
+                ..Limits::default()
+            },
+            Gauge::default(),
+        )
     }
 
     #[tokio::test]

@@ -3,23 +3,29 @@
 //! which is all an embedder needs; [`crate::server`] puts it behind a socket.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, StatusCode, Uri};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::WasiBody;
 
+use crate::access_log::{self, Answered, REQUEST_ID};
 use crate::admission::{Admission, Busy};
 use crate::body::BodyError;
+use crate::health::Health;
 use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestError};
-use crate::nn::{BackendKind, ModelError, ModelRegistry};
+use crate::metrics::Metrics;
+use crate::nn::{BackendKind, LoadedModel, ModelError, ModelProgress, ModelRegistry};
 use crate::routing::Router;
 use crate::runtime::component::FunctionError;
-use crate::runtime::{CompileCache, Compiled, ComponentRuntime, Failure, InstanceConfig, Runtime};
+use crate::runtime::{
+    CompileCache, Compiled, ComponentRuntime, Failure, HttpWorld, InstanceConfig, Runtime,
+};
 use crate::variables::{render_component_variables, resolve_application_variables};
 use crate::{body, json_error};
 
@@ -35,16 +41,85 @@ pub struct AppOptions {
     pub limits: Limits,
     /// Keep compiled components here between runs; `None` compiles every time.
     pub compile_cache: Option<CompileCache>,
+    /// Where the application records its metrics (shared with the server,
+    /// which serves them while the application loads).
+    pub metrics: Arc<Metrics>,
+    /// Set ready when the application is loaded.
+    pub health: Arc<Health>,
 }
 
 impl AppOptions {
     pub fn new(manifest: impl Into<PathBuf>) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let health = Arc::new(Health::new(metrics.ready_gauge()));
         Self {
             manifest: manifest.into(),
             models_dir: None,
             backend: None,
             limits: Limits::default(),
             compile_cache: None,
+            metrics,
+            health,
+        }
+    }
+}
+
+/// A step of [`App::load_observed`], for a progress bar or a log.
+pub enum LoadStep<'a> {
+    /// What there is to do, once the manifest is read.
+    Plan {
+        models: usize,
+        components: usize,
+    },
+    ModelLoading {
+        name: &'a str,
+    },
+    ModelLoaded {
+        model: &'a LoadedModel,
+    },
+    ComponentCompiling {
+        id: &'a str,
+    },
+    ComponentReady {
+        id: &'a str,
+        world: HttpWorld,
+        compiled: Compiled,
+        took: Duration,
+    },
+}
+
+/// Told of each step of loading an application.
+pub trait LoadObserver {
+    fn step(&self, step: LoadStep<'_>);
+}
+
+/// Logs the steps that finish (what a server's log wants).
+pub struct LogLoadSteps;
+
+impl LoadObserver for LogLoadSteps {
+    fn step(&self, step: LoadStep<'_>) {
+        match step {
+            LoadStep::ModelLoaded { model } => tracing::info!(
+                model = %model.name,
+                backend = %model.backend,
+                load_ms = model.load_time.as_millis() as u64,
+                "model loaded"
+            ),
+            LoadStep::ComponentReady {
+                id,
+                world,
+                compiled,
+                took,
+            } => tracing::info!(
+                component = %id,
+                %world,
+                compiled = %compiled,
+                ms = took.as_millis() as u64,
+                "component ready"
+            ),
+            LoadStep::Plan { .. }
+            | LoadStep::ModelLoading { .. }
+            | LoadStep::ComponentCompiling { .. } => {}
         }
     }
 }
@@ -73,14 +148,35 @@ pub struct App {
     router: Router,
     /// The component of each route, in the router's order.
     route_components: Vec<Arc<ComponentRuntime>>,
+    /// Each route as written (`/classify/...`), for metrics and logs.
+    route_labels: Vec<String>,
     pub components: Vec<Arc<ComponentRuntime>>,
     pub limits: Limits,
     admission: Admission,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("manifest", &self.manifest.path)
+            .finish_non_exhaustive()
+    }
 }
 
 impl App {
-    /// Reads the manifest, loads the models and compiles the components.
+    /// Reads the manifest, loads the models and compiles the components,
+    /// logging each as it is ready.
     pub fn load(options: &AppOptions) -> Result<Self, AppError> {
+        Self::load_observed(options, &LogLoadSteps)
+    }
+
+    /// [`App::load`], telling `observer` of each step.
+    pub fn load_observed(
+        options: &AppOptions,
+        observer: &dyn LoadObserver,
+    ) -> Result<Self, AppError> {
         options.limits.check().map_err(AppError::Limits)?;
         let manifest = Manifest::load(&options.manifest)?;
         let models_dir = options
@@ -107,12 +203,28 @@ impl App {
                 wanted.insert(name.as_str());
             }
         }
-        let models = ModelRegistry::load(&models_dir, wanted, options.backend)?;
+        observer.step(LoadStep::Plan {
+            models: wanted.len(),
+            components: manifest.components.len(),
+        });
+        let models = ModelRegistry::load_each(&models_dir, wanted, options.backend, |progress| {
+            observer.step(match progress {
+                ModelProgress::Loading(name) => LoadStep::ModelLoading { name },
+                ModelProgress::Loaded(model) => LoadStep::ModelLoaded { model },
+            })
+        })?;
+        for model in models.iter() {
+            let backend = model.backend.to_string();
+            options
+                .metrics
+                .model_loaded(&model.name, &backend, model.load_time);
+        }
 
         let runtime =
             Runtime::new(&options.limits).map_err(|e| AppError::Runtime(format!("{e:#}")))?;
         let mut components = Vec::new();
         for spec in manifest.components.values() {
+            observer.step(LoadStep::ComponentCompiling { id: &spec.id });
             let started = Instant::now();
             let fail = |message: String| AppError::Component {
                 id: spec.id.clone(),
@@ -126,21 +238,19 @@ impl App {
                 files: spec.files.clone(),
                 environment: spec.environment.clone().into_iter().collect(),
                 variables: render_component_variables(&spec.variables, &values),
-                models: models.for_component(&spec.ai_models),
+                models: models.for_component(&spec.ai_models, &options.metrics),
                 limits: options.limits.clone(),
+                metrics: options.metrics.component(&spec.id),
+                health: options.health.clone(),
             };
             let runtime_component = ComponentRuntime::new(&runtime, &component, config)
                 .map_err(|e| fail(format!("cannot be served: {e:#}")))?;
-            tracing::info!(
-                component = %spec.id,
-                world = %runtime_component.world,
-                compiled = match compiled {
-                    Compiled::Cached => "from cache",
-                    Compiled::Fresh => "now",
-                },
-                ms = started.elapsed().as_millis() as u64,
-                "component ready"
-            );
+            observer.step(LoadStep::ComponentReady {
+                id: &spec.id,
+                world: runtime_component.world,
+                compiled,
+                took: started.elapsed(),
+            });
             components.push(Arc::new(runtime_component));
         }
 
@@ -156,24 +266,73 @@ impl App {
                     .expect("the manifest checks that every route names a component")
             })
             .collect();
+        let route_labels = manifest
+            .routes
+            .iter()
+            .map(|route| route.pattern.as_route())
+            .collect();
         Ok(Self {
             manifest,
             models,
             router,
             route_components,
+            route_labels,
             components,
             limits: options.limits.clone(),
-            admission: Admission::new(&options.limits),
+            admission: Admission::new(&options.limits, options.metrics.waiting()),
+            metrics: options.metrics.clone(),
+            health: {
+                options.health.set_loaded();
+                options.health.clone()
+            },
         })
     }
 
     /// Serves one request: routes it and runs the component in a fresh instance.
-    /// Never fails: errors become JSON error responses.
+    /// Never fails: errors become JSON error responses. Each request is
+    /// counted in the metrics, logged in one line, and given an id
+    /// (`X-Request-Id`, see [`access_log`]).
     pub async fn handle(
+        &self,
+        mut request: http::Request<WasiBody>,
+        client: Option<SocketAddr>,
+    ) -> http::Response<WasiBody> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let request_id = access_log::request_id(request.headers());
+        request.headers_mut().insert(REQUEST_ID, request_id.clone());
+        let (mut response, route) = self.route_and_run(request, client).await;
+        let (route, component) = match route {
+            Some(index) => (
+                self.route_labels[index].as_str(),
+                self.route_components[index].id.as_str(),
+            ),
+            None => ("unmatched", ""),
+        };
+        access_log::record(
+            &self.metrics,
+            &Answered {
+                method: &method,
+                path: &path,
+                route,
+                component,
+                status: response.status().as_u16(),
+                took: started.elapsed(),
+                request_id: request_id.to_str().unwrap_or_default(),
+            },
+        );
+        response.headers_mut().insert(REQUEST_ID, request_id);
+        response
+    }
+
+    /// Routes a request and runs its component; the answer, and the index of
+    /// the route taken, if one was.
+    async fn route_and_run(
         &self,
         request: http::Request<WasiBody>,
         client: Option<SocketAddr>,
-    ) -> http::Response<WasiBody> {
+    ) -> (http::Response<WasiBody>, Option<usize>) {
         // The whole body first: a slow or endless upload holds no instance,
         // and an early answer (404, 400) never leaves a client still sending
         // into a closed connection.
@@ -185,26 +344,35 @@ impl App {
                     BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
                     BodyError::Read(_) => StatusCode::BAD_REQUEST,
                 };
-                return json_error(status, error.to_string());
+                return (json_error(status, error.to_string()), None);
             }
         };
         let path = request.uri().path().to_string();
         let Some(matched) = self.router.route(&path) else {
-            return json_error(StatusCode::NOT_FOUND, format!("no route for {path}"));
+            let error = json_error(StatusCode::NOT_FOUND, format!("no route for {path}"));
+            return (error, None);
         };
-        let component = &self.route_components[matched.index];
+        let index = matched.index;
+        let component = &self.route_components[index];
         let request = match with_spin_headers(request, &matched, client) {
             Ok(request) => request,
-            Err(problem) => return json_error(StatusCode::BAD_REQUEST, problem),
+            Err(problem) => return (json_error(StatusCode::BAD_REQUEST, problem), Some(index)),
         };
         let running = match self.admission.admit().await {
             Ok(permit) => permit,
-            Err(busy) => return busy_response(&busy),
+            Err(busy) => return (busy_response(&busy), Some(index)),
         };
-        match component.handle(request, running).await {
+        let response = match component.handle(request, running).await {
             Ok(response) => response,
             Err(error) => self.failure_response(component, error),
-        }
+        };
+        (response, Some(index))
+    }
+
+    /// The route (as written in the manifest) a path goes to, if any.
+    pub fn route(&self, path: &str) -> Option<&str> {
+        let matched = self.router.route(path)?;
+        Some(self.route_labels[matched.index].as_str())
     }
 
     /// The request with its body read whole, within the limits.

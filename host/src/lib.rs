@@ -8,7 +8,8 @@
 //! - [`nn`]: the model repository and the backends behind wasi-nn.
 //! - [`app`]: all of the above, ready to [`App::handle`] a request in-process.
 //! - [`limits`]: every bound on what a request or a function may use.
-//! - [`server`]: the HTTP server around an [`App`].
+//! - [`server`]: the HTTP server around an [`App`], with `/metrics` and health checks.
+//! - [`metrics`], [`health`], [`access_log`]: what the server tells operators.
 //!
 //! Embedding, without a socket:
 //!
@@ -23,10 +24,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod access_log;
 mod admission;
 pub mod app;
 mod body;
+pub mod health;
 pub mod limits;
+pub mod metrics;
 pub mod nn;
 pub mod runtime;
 pub mod server;
@@ -36,7 +40,7 @@ pub mod variables;
 /// so that tools and the fuzzer can parse manifests cheaply.
 pub use wasi_infer_manifest::{self as manifest, routing};
 
-pub use app::{App, AppError, AppOptions, request_body};
+pub use app::{App, AppError, AppOptions, LoadObserver, LoadStep, request_body};
 pub use limits::Limits;
 pub use nn::BackendKind;
 

@@ -1,7 +1,9 @@
 //! `wasi-infer`: the command-line front of the library.
 
+mod check_cmd;
 mod compile_cmd;
 mod models_cmd;
+mod progress;
 mod units;
 
 use std::io::IsTerminal;
@@ -11,39 +13,84 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use wasi_infer::runtime::CompileCache;
-use wasi_infer::{App, AppOptions, BackendKind, Limits};
+use wasi_infer::server::Frontend;
+use wasi_infer::{App, AppOptions, BackendKind, Limits, LoadObserver};
 
-/// Serverless WebAssembly inference functions: serves a Spin application whose
-/// components run models through wasi-nn.
+/// Serverless WebAssembly inference functions: serves a Spin application
+/// (spin.toml) whose WebAssembly components run models through wasi-nn, on
+/// ONNX Runtime, OpenVINO or tract.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    after_help = "Examples:\n  \
+        wasi-infer serve                      serve ./spin.toml on 127.0.0.1:3000\n  \
+        wasi-infer check                      load everything, report, and exit\n  \
+        wasi-infer models list                the models in ./models\n  \
+        wasi-infer models inspect efficientnet-lite0\n\n\
+        Logs go to stderr; RUST_LOG sets their level (e.g. RUST_LOG=debug)."
+)]
 struct Cli {
+    /// How log lines are written.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "WASI_INFER_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// One readable line per event (with a progress bar on a terminal).
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Where an application comes from: its manifest, models and backend choice.
+#[derive(clap::Args)]
+struct AppArgs {
+    /// The application manifest.
+    #[arg(long, default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// The model repository [default: models/ beside the manifest].
+    #[arg(long)]
+    models: Option<PathBuf>,
+    /// Run every model on this backend, whatever its model.toml asks for.
+    #[arg(long, value_enum)]
+    backend: Option<BackendKind>,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+impl AppArgs {
+    fn options(self) -> AppOptions {
+        AppOptions {
+            models_dir: self.models,
+            backend: self.backend,
+            compile_cache: self.cache.cache(),
+            ..AppOptions::new(self.manifest)
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the application over HTTP.
+    /// Serve the application over HTTP, with /metrics and /health/{live,ready}.
     Serve {
-        /// The application manifest.
-        #[arg(long, default_value = "spin.toml")]
-        manifest: PathBuf,
+        #[command(flatten)]
+        app: AppArgs,
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
-        /// The model repository [default: models/ beside the manifest].
-        #[arg(long)]
-        models: Option<PathBuf>,
-        /// Run every model on this backend, whatever its model.toml asks for.
-        #[arg(long, value_enum)]
-        backend: Option<BackendKind>,
-        #[command(flatten)]
-        cache: CacheArgs,
         #[command(flatten)]
         limits: Box<LimitArgs>,
+    },
+    /// Check an application without serving it: read the manifest, load the
+    /// models and compile the components as `serve` would, and report.
+    Check {
+        #[command(flatten)]
+        app: AppArgs,
     },
     /// Compile the application's components into the cache, so that serving
     /// starts without compiling (e.g. when building a container image).
@@ -193,32 +240,20 @@ enum ModelsCommand {
 
 fn main() -> anyhow::Result<()> {
     limit_malloc_arenas();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wasmtime_wasi_nn=off,openvino_finder=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let human = cli.log_format == LogFormat::Human;
+    match cli.command {
         Command::Serve {
-            manifest,
+            app,
             listen,
-            models,
-            backend,
-            cache,
             limits,
         } => {
-            let mut options = AppOptions {
-                models_dir: models,
-                backend,
-                compile_cache: cache.cache(),
-                ..AppOptions::new(manifest)
-            };
+            let mut options = app.options();
             limits.apply(&mut options.limits);
-            serve(options, listen)
+            serve(options, listen, progress::observer(human))
         }
+        Command::Check { app } => check_cmd::check(&app.options(), &*progress::observer(human)),
         Command::Compile { manifest, cache } => compile_cmd::compile(&manifest, cache.cache()),
         Command::Models { models, command } => match command {
             ModelsCommand::List => models_cmd::list(&models),
@@ -248,32 +283,65 @@ fn limit_malloc_arenas() {
     }
 }
 
-fn serve(options: AppOptions, listen: SocketAddr) -> anyhow::Result<()> {
+/// Logs to stderr, readable or JSON; `RUST_LOG` filters them.
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,wasmtime_wasi_nn=off,openvino_finder=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
+/// Listens at once, loads the application while answering health checks
+/// (live, not ready), then serves it. `listening on` is printed on stdout
+/// when it is ready to serve.
+fn serve(
+    options: AppOptions,
+    listen: SocketAddr,
+    observer: Box<dyn LoadObserver + Send>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let grace = options.limits.shutdown_grace;
     let served = runtime.block_on(async {
-        // Loading compiles components and models: blocking work, off the reactor.
-        let app = tokio::task::spawn_blocking(move || App::load(&options))
-            .await
-            .context("loading the application panicked")??;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let address = listener.local_addr()?;
-        for model in app.models.iter() {
-            tracing::info!(model = %model.name, backend = %model.backend, "serving model");
-        }
-        println!("listening on http://{address}");
-        wasi_infer::server::serve(
-            Arc::new(app),
+        tracing::info!(%address, "live; loading the application");
+        let frontend = Arc::new(Frontend::loading(&options));
+        let mut server = tokio::spawn(wasi_infer::server::run(
+            frontend.clone(),
             listener,
             wasi_infer::server::shutdown_signal(),
-        )
-        .await
-        .context("server failed")
+        ));
+        // Loading compiles components and models: blocking work, off the reactor.
+        let mut loading =
+            tokio::task::spawn_blocking(move || App::load_observed(&options, &*observer));
+        tokio::select! {
+            loaded = &mut loading => {
+                let app = loaded.context("loading the application panicked")??;
+                for model in app.models.iter() {
+                    tracing::info!(model = %model.name, backend = %model.backend, "serving model");
+                }
+                frontend.set_app(Arc::new(app));
+                println!("listening on http://{address}");
+            }
+            // Stopped while loading.
+            served = &mut server => {
+                return served.context("the server panicked")?.context("server failed");
+            }
+        }
+        server
+            .await
+            .context("the server panicked")?
+            .context("server failed")
     });
     // A function still stuck in a blocking call past the grace must not keep
     // the process from exiting.

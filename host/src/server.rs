@@ -1,20 +1,31 @@
-//! The HTTP/1.1 server: accepts connections and hands each request to the [`App`].
+//! The HTTP/1.1 server: accepts connections and hands each request to the
+//! [`App`], or answers it itself: its own endpoints ([`HOST_PATHS`]), and
+//! every request while the application is still loading.
+//!
+//! The server listens before the application is loaded, so that a probe
+//! sees it live but not ready (and a client gets 503 with `Retry-After`,
+//! not a refused connection) while models load and components compile.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
-use http::StatusCode;
+use http::{HeaderValue, Method, StatusCode};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use wasmtime_wasi_http::WasiBody;
 
-use crate::app::App;
+use crate::access_log::{self, Answered, REQUEST_ID};
+use crate::app::{App, AppOptions};
+use crate::health::Health;
+use crate::limits::Limits;
+use crate::metrics::{self, Metrics};
 use crate::{body, json_error};
 
 /// A request head past this many times `max_header_bytes` is refused by the
@@ -22,14 +33,73 @@ use crate::{body, json_error};
 /// below that the answer is a 431 with a JSON error.
 const HEAD_PARSER_SLACK: usize = 4;
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting
-/// and lets in-flight requests finish, for at most the limits' shutdown grace.
+/// The paths the host answers itself, before any route: a manifest route to
+/// the same path is shadowed (`wasi-infer check` says so).
+pub const HOST_PATHS: [&str; 3] = ["/metrics", "/health/live", "/health/ready"];
+
+/// The Open Inference Protocol's health paths, answered by the host only
+/// while the application loads: then no function can answer them.
+const LOADING_HEALTH_PATHS: [&str; 2] = ["/v2/health/live", "/v2/health/ready"];
+
+/// What the server serves: the application once it is loaded, and the
+/// metrics and health it reports from the start.
+pub struct Frontend {
+    app: OnceLock<Arc<App>>,
+    limits: Limits,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+impl Frontend {
+    /// A front for the application `options` will load; [`Frontend::set_app`]
+    /// completes it.
+    pub fn loading(options: &AppOptions) -> Self {
+        Self {
+            app: OnceLock::new(),
+            limits: options.limits.clone(),
+            metrics: options.metrics.clone(),
+            health: options.health.clone(),
+        }
+    }
+
+    /// A front for an application already loaded.
+    pub fn ready(app: Arc<App>) -> Self {
+        let frontend = Self {
+            app: OnceLock::new(),
+            limits: app.limits.clone(),
+            metrics: app.metrics.clone(),
+            health: app.health.clone(),
+        };
+        frontend.set_app(app);
+        frontend
+    }
+
+    /// The application is loaded: requests go to it from now on.
+    pub fn set_app(&self, app: Arc<App>) {
+        if self.app.set(app).is_ok() {
+            self.health.set_loaded();
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves (see [`run`]).
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let limits = app.limits.clone();
+    run(Arc::new(Frontend::ready(app)), listener, shutdown).await
+}
+
+/// Serves `frontend` on `listener` until `shutdown` resolves, then stops
+/// being ready, stops accepting and lets in-flight requests finish, for at
+/// most the limits' shutdown grace.
+pub async fn run(
+    frontend: Arc<Frontend>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let limits = frontend.limits.clone();
     let mut http = http1::Builder::new();
     http.keep_alive(true)
         .timer(TokioTimer::new())
@@ -60,8 +130,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |request| handle(app.clone(), request, client));
+        let frontend = frontend.clone();
+        let service = service_fn(move |request| handle(frontend.clone(), request, client));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -70,6 +140,7 @@ pub async fn serve(
             drop(connection_slot);
         });
     }
+    frontend.health.set_draining();
     // New clients are refused from here on; idle keep-alive connections close.
     drop(listener);
     tracing::info!("shutting down: finishing in-flight requests");
@@ -84,35 +155,113 @@ pub async fn serve(
 }
 
 async fn handle(
-    app: Arc<App>,
+    frontend: Arc<Frontend>,
     request: hyper::Request<hyper::body::Incoming>,
     client: SocketAddr,
-) -> Result<http::Response<wasmtime_wasi_http::WasiBody>, Infallible> {
-    let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
+) -> Result<http::Response<WasiBody>, Infallible> {
+    let path = request.uri().path();
     let head = head_size(&request);
-    let response = if head > app.limits.max_header_bytes {
+    let own_path = HOST_PATHS.contains(&path)
+        || (frontend.app.get().is_none() && LOADING_HEALTH_PATHS.contains(&path));
+    let app = match frontend.app.get() {
+        Some(app) if head <= frontend.limits.max_header_bytes && !own_path => app,
+        // The application logs and counts its own requests.
+        _ => return Ok(frontend.answer_itself(request, head, own_path).await),
+    };
+    Ok(app.handle(request.map(body::incoming), Some(client)).await)
+}
+
+impl Frontend {
+    /// The requests the host answers without the application.
+    async fn answer_itself(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+        head: usize,
+        own_path: bool,
+    ) -> http::Response<WasiBody> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let request_id = access_log::request_id(request.headers());
         // Like every early answer, after what the client sends (see body::linger).
         body::linger(&mut body::incoming(request.into_body())).await;
-        json_error(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!(
-                "the request head has {head} bytes; the limit is {}",
-                app.limits.max_header_bytes
-            ),
-        )
-    } else {
-        app.handle(request.map(body::incoming), Some(client)).await
-    };
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    Ok(response)
+        let (route, mut response) = if head > self.limits.max_header_bytes {
+            let error = json_error(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!(
+                    "the request head has {head} bytes; the limit is {}",
+                    self.limits.max_header_bytes
+                ),
+            );
+            ("unmatched", error)
+        } else if own_path {
+            let route = HOST_PATHS
+                .iter()
+                .chain(&LOADING_HEALTH_PATHS)
+                .find(|p| **p == path)
+                .copied()
+                .unwrap_or("unmatched");
+            (route, self.host_endpoint(&method, &path))
+        } else {
+            let reason = self.health.not_ready_reason().unwrap_or("not ready");
+            let mut error = json_error(StatusCode::SERVICE_UNAVAILABLE, reason);
+            error
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            ("unmatched", error)
+        };
+        access_log::record(
+            &self.metrics,
+            &Answered {
+                method: &method,
+                path: &path,
+                route,
+                component: "",
+                status: response.status().as_u16(),
+                took: started.elapsed(),
+                request_id: request_id.to_str().unwrap_or_default(),
+            },
+        );
+        response.headers_mut().insert(REQUEST_ID, request_id);
+        response
+    }
+
+    /// `/metrics` and the health checks.
+    fn host_endpoint(&self, method: &Method, path: &str) -> http::Response<WasiBody> {
+        if method != Method::GET && method != Method::HEAD {
+            let mut error = json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{path} answers GET, not {method}"),
+            );
+            error
+                .headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return error;
+        }
+        let json = |status: StatusCode, value: serde_json::Value| {
+            http::Response::builder()
+                .status(status)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(body::full(value.to_string().into()))
+                .expect("a static status and header make a valid response")
+        };
+        match path {
+            "/metrics" => http::Response::builder()
+                .header(http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)
+                .body(body::full(self.metrics.render().into()))
+                .expect("a static header makes a valid response"),
+            "/health/live" | "/v2/health/live" => {
+                json(StatusCode::OK, serde_json::json!({ "live": true }))
+            }
+            _ => match self.health.not_ready_reason() {
+                None => json(StatusCode::OK, serde_json::json!({ "ready": true })),
+                Some(reason) => json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({ "ready": false, "error": reason }),
+                ),
+            },
+        }
+    }
 }
 
 /// The size of a request's head as sent: request line and header lines.

@@ -8,10 +8,13 @@
 //!   tensor meets a backend.
 //! - [`ModelRegistry`] loads the models and picks their backends; [`ComponentModels`]
 //!   is the subset one component may load.
-//! - [`wit`] is wasi-nn as functions call it, within the limits of an instance.
+//! - [`wit`] is wasi-nn as functions call it, within the limits of an instance;
+//!   [`metadata`] is what functions may learn of their models
+//!   (`wasi-infer:models/metadata`).
 
 pub mod backend;
 pub mod interface;
+pub mod metadata;
 pub mod model_config;
 pub mod onnxruntime;
 pub mod openvino;
@@ -25,9 +28,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::histogram::Histogram;
 use wasmtime_wasi_nn::Graph;
 use wasmtime_wasi_nn::backend::NamedTensor;
 
+use crate::metrics::Metrics;
 pub use backend::{BackendKind, Runner};
 pub use interface::ModelInterface;
 use model_config::{BackendChoice, ModelConfig};
@@ -100,6 +105,12 @@ impl LoadedModel {
     }
 }
 
+/// Where [`ModelRegistry::load_each`] is.
+pub enum ModelProgress<'a> {
+    Loading(&'a str),
+    Loaded(&'a LoadedModel),
+}
+
 /// Every model of a repository directory (`models/<name>/model.toml`), loaded.
 #[derive(Default)]
 pub struct ModelRegistry {
@@ -117,21 +128,34 @@ impl ModelRegistry {
         // One model at a time: each backend already builds a model's sessions
         // in parallel, and loading models side by side on a small machine was
         // slower than one after the other (and would disturb auto's trials).
+        Self::load_each(dir, names, force, |progress| {
+            if let ModelProgress::Loaded(model) = progress {
+                tracing::info!(
+                    model = %model.name,
+                    backend = %model.backend,
+                    load_ms = model.load_time.as_millis() as u64,
+                    "model loaded"
+                );
+            }
+        })
+    }
+
+    /// [`ModelRegistry::load`], telling `progress` of each model as it starts
+    /// and as it is loaded.
+    pub fn load_each<'a>(
+        dir: &Path,
+        names: impl IntoIterator<Item = &'a str>,
+        force: Option<BackendKind>,
+        mut progress: impl FnMut(ModelProgress<'_>),
+    ) -> Result<Self, ModelError> {
         let mut names: Vec<&str> = names.into_iter().collect();
         names.sort_unstable();
         names.dedup();
-        let loaded = names
-            .iter()
-            .map(|name| LoadedModel::load(name, &dir.join(name), force));
         let mut models = BTreeMap::new();
-        for model in loaded {
-            let model = model?;
-            tracing::info!(
-                model = %model.name,
-                backend = %model.backend,
-                load_ms = model.load_time.as_millis() as u64,
-                "model loaded"
-            );
+        for name in names {
+            progress(ModelProgress::Loading(name));
+            let model = LoadedModel::load(name, &dir.join(name), force)?;
+            progress(ModelProgress::Loaded(&model));
             models.insert(model.name.clone(), model);
         }
         Ok(Self { models })
@@ -145,13 +169,28 @@ impl ModelRegistry {
         self.models.values()
     }
 
-    /// The models a component may load by name. Unknown names are the caller's
-    /// to reject (the manifest check does).
-    pub fn for_component(&self, allowed: &[String]) -> ComponentModels {
+    /// The models a component may load by name, recording their compute
+    /// times in `metrics`. Unknown names are the caller's to reject (the
+    /// manifest check does).
+    pub fn for_component(&self, allowed: &[String], metrics: &Metrics) -> ComponentModels {
+        let mut names: Vec<&String> = allowed.iter().collect();
+        names.sort_unstable();
+        names.dedup();
         ComponentModels(
-            allowed
-                .iter()
-                .filter_map(|name| Some((name.clone(), self.models.get(name)?.graph.clone())))
+            names
+                .into_iter()
+                .filter_map(|name| {
+                    let model = self.models.get(name)?;
+                    Some(Arc::new(ServedModel {
+                        name: name.clone(),
+                        version: model.config.version.clone(),
+                        description: model.config.description.clone(),
+                        backend: model.backend,
+                        interface: model.interface().clone(),
+                        graph: model.graph.clone(),
+                        compute_seconds: metrics.compute(name, &model.backend.to_string()),
+                    }))
+                })
                 .collect(),
         )
     }
@@ -301,13 +340,29 @@ fn time_inference(runner: &dyn Runner, inputs: &[NamedTensor]) -> Result<Duratio
     Ok(best)
 }
 
+/// A loaded model as functions see it: its graph, what it says it is, and
+/// where its compute times go.
+pub struct ServedModel {
+    pub name: String,
+    pub version: String,
+    pub description: Option<String>,
+    pub backend: BackendKind,
+    pub interface: ModelInterface,
+    pub graph: Graph,
+    pub compute_seconds: Histogram,
+}
+
 /// The models one component may load by name: only those in its
-/// `ai_models`. Shared by all of the component's instances.
+/// `ai_models`, in name order. Shared by all of the component's instances.
 #[derive(Clone, Default)]
-pub struct ComponentModels(Arc<[(String, Graph)]>);
+pub struct ComponentModels(Arc<[Arc<ServedModel>]>);
 
 impl ComponentModels {
-    pub fn get(&self, name: &str) -> Option<&Graph> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, g)| g)
+    pub fn get(&self, name: &str) -> Option<&Arc<ServedModel>> {
+        self.0.iter().find(|model| model.name == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<ServedModel>> {
+        self.0.iter()
     }
 }

@@ -14,6 +14,9 @@ use super::tensor::ElementType;
 pub struct ModelConfig {
     #[serde(default)]
     pub description: Option<String>,
+    /// The version served, as the Open Inference Protocol names it.
+    #[serde(default = "default_version")]
+    pub version: String,
     pub format: ModelFormat,
     /// The weights, relative to the model's directory.
     pub file: PathBuf,
@@ -129,6 +132,11 @@ impl Default for OpenVinoSettings {
     }
 }
 
+/// A model without a `version` is version "1", as in Triton and KServe.
+fn default_version() -> String {
+    "1".into()
+}
+
 fn default_openvino_device() -> String {
     "CPU".into()
 }
@@ -228,6 +236,18 @@ impl ModelConfig {
             return Err(format!(
                 "format \"openvino\" (IR) runs on the openvino backend only, not {:?}",
                 self.backend
+            ));
+        }
+        // It is a path segment of the Open Inference Protocol's URLs.
+        let version_ok = !self.version.is_empty()
+            && self
+                .version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        if !version_ok {
+            return Err(format!(
+                "version {:?}: use letters, digits, '.', '_' and '-'",
+                self.version
             ));
         }
         if self.onnxruntime.sessions == Some(0) || self.onnxruntime.intra_threads == Some(0) {

@@ -11,13 +11,14 @@
 //! traps the instance.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor as BackendTensor};
-use wasmtime_wasi_nn::{ExecutionContext, Graph, Tensor};
 
-use super::ComponentModels;
 use super::tensor::InvalidInput;
+use super::{ComponentModels, ServedModel};
 use crate::runtime::state::{Failure, InstanceReport};
 
 mod generated {
@@ -25,9 +26,9 @@ mod generated {
         world: "ml",
         path: "../wit/wasi-nn.wit",
         with: {
-            "wasi:nn/graph.graph": wasmtime_wasi_nn::Graph,
+            "wasi:nn/graph.graph": super::Graph,
             "wasi:nn/tensor.tensor": wasmtime_wasi_nn::Tensor,
-            "wasi:nn/inference.graph-execution-context": wasmtime_wasi_nn::ExecutionContext,
+            "wasi:nn/inference.graph-execution-context": super::ExecutionContext,
             "wasi:nn/errors.error": super::NnError,
         },
         imports: { default: trappable },
@@ -41,6 +42,16 @@ use generated::wasi::nn::errors::ErrorCode;
 use generated::wasi::nn::graph::{ExecutionTarget, GraphBuilder, GraphEncoding};
 use generated::wasi::nn::tensor::{TensorData, TensorDimensions, TensorType};
 use generated::wasi::nn::{errors, graph, inference, tensor};
+
+/// A graph as a function holds it: the model it was loaded from goes with it,
+/// to its execution contexts.
+pub struct Graph(Arc<ServedModel>);
+
+/// An execution context, and the model whose compute times it records.
+pub struct ExecutionContext {
+    context: wasmtime_wasi_nn::ExecutionContext,
+    model: Arc<ServedModel>,
+}
 
 /// What one instance may do with wasi-nn.
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +82,10 @@ impl InstanceNn {
             tensor_bytes: 0,
             report,
         }
+    }
+
+    pub fn models(&self) -> &ComponentModels {
+        &self.models
     }
 }
 
@@ -163,7 +178,7 @@ impl graph::Host for NnView<'_> {
         name: String,
     ) -> wasmtime::Result<Result<Resource<Graph>, Resource<NnError>>> {
         match self.nn.models.get(&name) {
-            Some(graph) => Ok(Ok(self.table.push(graph.clone())?)),
+            Some(model) => Ok(Ok(self.table.push(Graph(model.clone()))?)),
             None => self.fail(NnError::new(
                 ErrorCode::NotFound,
                 format!("no model named {name:?} in this component's ai_models"),
@@ -184,10 +199,11 @@ impl graph::HostGraph for NnView<'_> {
                 format!("a function may create at most {limit} execution contexts"),
             ));
         }
-        match self.table.get(&graph)?.init_execution_context() {
+        let model = self.table.get(&graph)?.0.clone();
+        match model.graph.init_execution_context() {
             Ok(context) => {
                 self.nn.contexts += 1;
-                Ok(Ok(self.table.push(context)?))
+                Ok(Ok(self.table.push(ExecutionContext { context, model })?))
             }
             Err(error) => self.fail(NnError::backend(error)),
         }
@@ -221,7 +237,13 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
             tensors.push(BackendTensor { name, tensor });
         }
         let context = self.table.get_mut(&context)?;
-        match context.compute_with_io(tensors) {
+        let started = Instant::now();
+        let computed = context.context.compute_with_io(tensors);
+        context
+            .model
+            .compute_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match computed {
             Ok(outputs) => {
                 let mut named = Vec::with_capacity(outputs.len());
                 for BackendTensor { name, tensor } in outputs {

@@ -31,6 +31,15 @@ pub enum Compiled {
     Fresh,
 }
 
+impl std::fmt::Display for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compiled::Cached => "from cache",
+            Compiled::Fresh => "now",
+        })
+    }
+}
+
 impl CompileCache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }

@@ -174,7 +174,12 @@ impl HandlerState for Instantiator {
         deadline::interrupt_at(&mut store, self.config.limits.request_timeout, deadline);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         let report = store.data().report.clone();
-        let _ = report.instantiated_in.set(started.elapsed());
+        let took = started.elapsed();
+        let _ = report.instantiated_in.set(took);
+        self.config
+            .metrics
+            .instantiation_seconds
+            .observe(took.as_secs_f64());
         Ok(Instance {
             store,
             proxy,

@@ -68,6 +68,7 @@ impl Runtime {
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
         crate::nn::wit::add_to_linker(&mut linker, HostState::nn)?;
+        crate::nn::metadata::add_to_linker(&mut linker, HostState::metadata)?;
         spin_variables::fermyon::spin::variables::add_to_linker::<_, HasSelf<ComponentVariables>>(
             &mut linker,
             |s: &mut HostState| &mut s.variables,

@@ -13,9 +13,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::health::Health;
 use crate::limits::Limits;
 use crate::manifest::DirMount;
+use crate::metrics::{ComponentMetrics, InFlight};
 use crate::nn::ComponentModels;
+use crate::nn::metadata::MetadataView;
 use crate::nn::wit::{InstanceNn, NnLimits, NnView};
 use crate::variables::ComponentVariables;
 
@@ -28,6 +31,8 @@ pub struct InstanceConfig {
     pub variables: ComponentVariables,
     pub models: ComponentModels,
     pub limits: Limits,
+    pub metrics: ComponentMetrics,
+    pub health: Arc<Health>,
 }
 
 /// Why an instance was stopped by the host, when it was: what the client is
@@ -98,6 +103,9 @@ pub struct HostState {
     /// The running slot this instance holds: released when the store is
     /// dropped, i.e. when the instance is gone, not when its answer starts.
     pub(crate) running: Option<OwnedSemaphorePermit>,
+    health: Arc<Health>,
+    /// Counts the instance in `wasi_infer_instances_in_flight` while it lives.
+    _in_flight: InFlight,
     max_memory_bytes: usize,
     max_table_elements: usize,
 }
@@ -139,6 +147,8 @@ impl HostState {
             variables: config.variables.clone(),
             report,
             running: None,
+            health: config.health.clone(),
+            _in_flight: config.metrics.instance(),
             max_memory_bytes: limits.max_memory_bytes,
             max_table_elements: limits.max_table_elements,
         })
@@ -149,6 +159,14 @@ impl HostState {
         NnView {
             table: &mut self.table,
             nn: &mut self.nn,
+        }
+    }
+
+    /// `wasi-infer:models/metadata`'s view of the instance.
+    pub(crate) fn metadata(&mut self) -> MetadataView<'_> {
+        MetadataView {
+            models: self.nn.models(),
+            health: &self.health,
         }
     }
 }

@@ -1,0 +1,108 @@
+//! One log line and one count per answered request, and the request's id.
+//!
+//! The id is the client's `X-Request-Id` when it sends a sensible one (a
+//! proxy in front usually does), otherwise a new one; either way it goes to
+//! the function in the request, back to the client in the response, and
+//! into the log line, so one request can be followed through all three.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderValue;
+
+use crate::metrics::Metrics;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// What became of one request.
+pub struct Answered<'a> {
+    pub method: &'a http::Method,
+    pub path: &'a str,
+    /// The manifest's route, the host's own path, or `unmatched` (see [`Metrics::request`]).
+    pub route: &'a str,
+    /// The component that answered; empty when the host answered.
+    pub component: &'a str,
+    pub status: u16,
+    pub took: Duration,
+    pub request_id: &'a str,
+}
+
+/// Counts the request in `metrics` and logs its line.
+pub fn record(metrics: &Metrics, answered: &Answered<'_>) {
+    metrics.request(
+        answered.route,
+        answered.component,
+        answered.status,
+        answered.took,
+    );
+    tracing::info!(
+        target: "wasi_infer::request",
+        method = %answered.method,
+        path = answered.path,
+        route = answered.route,
+        component = answered.component,
+        status = answered.status,
+        ms = (answered.took.as_secs_f64() * 1e6).round() / 1e3,
+        request_id = answered.request_id,
+        "request"
+    );
+}
+
+/// The request's id: the client's, if it is 1 to 128 visible ASCII
+/// characters of a safe kind, or a new one.
+pub fn request_id(headers: &http::HeaderMap) -> HeaderValue {
+    let given = headers.get(REQUEST_ID).filter(|value| {
+        let bytes = value.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= 128
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
+    });
+    match given {
+        Some(value) => value.clone(),
+        None => HeaderValue::from_str(&new_id()).expect("hex digits are a valid header value"),
+    }
+}
+
+/// 16 hex digits, unique within the process and unlikely to repeat across
+/// restarts: a counter, scrambled with a seed taken from the clock and the pid.
+fn new_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ (u64::from(std::process::id()) << 32)
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}", splitmix64(seed.wrapping_add(n)))
+}
+
+/// A bijection on u64 that scatters consecutive inputs (Steele et al.'s SplitMix64).
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sensible_client_id_is_kept_and_others_replaced() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&headers), "abc-123");
+        headers.insert(REQUEST_ID, HeaderValue::from_static("has space"));
+        let replaced = request_id(&headers);
+        assert_eq!(replaced.len(), 16);
+        headers.clear();
+        let (a, b) = (request_id(&headers), request_id(&headers));
+        assert_ne!(a, b);
+        assert!(a.to_str().unwrap().chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}

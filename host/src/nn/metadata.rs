@@ -1,0 +1,133 @@
+//! `wasi-infer:models/metadata` (`wit/wasi-infer/models.wit`): what a function
+//! may learn of the models it may load, read from the loaded models
+//! themselves, and whether the server is ready. The Open Inference Protocol
+//! function describes any model through it.
+
+use std::sync::Arc;
+
+use wasmtime::component::HasData;
+
+use super::interface::{DataType, TensorInfo};
+use super::tensor::ElementType;
+use super::{ComponentModels, ServedModel};
+use crate::health::Health;
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../wit/wasi-infer",
+        world: "wasi-infer:models/model-aware",
+    });
+}
+
+use generated::wasi_infer::models::metadata::{
+    self, ModelMetadata, ServerMetadata, TensorMetadata,
+};
+
+/// What the interface reads, borrowed from the instance's state.
+pub struct MetadataView<'a> {
+    pub models: &'a ComponentModels,
+    pub health: &'a Health,
+}
+
+struct HasMetadataView;
+
+impl HasData for HasMetadataView {
+    type Data<'a> = MetadataView<'a>;
+}
+
+/// Adds `wasi-infer:models/metadata` to `linker`.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    view: fn(&mut T) -> MetadataView<'_>,
+) -> wasmtime::Result<()> {
+    metadata::add_to_linker::<_, HasMetadataView>(linker, view)
+}
+
+impl metadata::Host for MetadataView<'_> {
+    fn list_models(&mut self) -> Vec<ModelMetadata> {
+        self.models.iter().map(describe).collect()
+    }
+
+    fn get_model(&mut self, name: String) -> Option<ModelMetadata> {
+        self.models.get(&name).map(describe)
+    }
+
+    fn ready(&mut self) -> bool {
+        self.health.is_ready()
+    }
+
+    fn server(&mut self) -> ServerMetadata {
+        ServerMetadata {
+            name: env!("CARGO_PKG_NAME").to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+fn describe(model: &Arc<ServedModel>) -> ModelMetadata {
+    let tensors = |tensors: &[TensorInfo]| {
+        tensors
+            .iter()
+            .map(|t| TensorMetadata {
+                name: t.name.clone(),
+                datatype: oip_datatype(&t.ty),
+                shape: t.shape.clone(),
+            })
+            .collect()
+    };
+    ModelMetadata {
+        name: model.name.clone(),
+        versions: vec![model.version.clone()],
+        platform: model.backend.to_string(),
+        description: model.description.clone(),
+        inputs: tensors(&model.interface.inputs),
+        outputs: tensors(&model.interface.outputs),
+    }
+}
+
+/// A tensor type as the Open Inference Protocol names it. Types wasi-nn
+/// cannot carry come from each backend in its own spelling (ONNX Runtime's
+/// `int8`, OpenVINO's `i8`, tract's `bool`), which is why they are matched
+/// by several names.
+pub fn oip_datatype(ty: &DataType) -> String {
+    let name = match ty {
+        DataType::Known(ty) => match ty {
+            ElementType::F16 => "FP16",
+            ElementType::Bf16 => "BF16",
+            ElementType::F32 => "FP32",
+            ElementType::F64 => "FP64",
+            ElementType::U8 => "UINT8",
+            ElementType::I32 => "INT32",
+            ElementType::I64 => "INT64",
+        },
+        DataType::Other(other) => match other.as_str() {
+            "bool" | "boolean" => "BOOL",
+            "i8" | "int8" => "INT8",
+            "i16" | "int16" => "INT16",
+            "u16" | "uint16" => "UINT16",
+            "u32" | "uint32" => "UINT32",
+            "u64" | "uint64" => "UINT64",
+            "string" => "BYTES",
+            other => return other.to_lowercase(),
+        },
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datatypes_have_their_protocol_names() {
+        assert_eq!(oip_datatype(&DataType::Known(ElementType::F32)), "FP32");
+        assert_eq!(oip_datatype(&DataType::Known(ElementType::I64)), "INT64");
+        assert_eq!(oip_datatype(&DataType::Other("int8".into())), "INT8");
+        assert_eq!(oip_datatype(&DataType::Other("i8".into())), "INT8");
+        assert_eq!(oip_datatype(&DataType::Other("bool".into())), "BOOL");
+        assert_eq!(
+            oip_datatype(&DataType::Other("Complex64".into())),
+            "complex64"
+        );
+    }
+}

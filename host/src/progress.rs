@@ -1,0 +1,80 @@
+//! How loading an application is shown: a progress bar on a terminal, plain
+//! log lines otherwise (a container's log, a CI job, a pipe).
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use wasi_infer::app::{LoadObserver, LoadStep, LogLoadSteps};
+
+/// A progress bar when stderr is a terminal and logs are for people;
+/// otherwise the log lines of [`LogLoadSteps`].
+pub fn observer(human_logs: bool) -> Box<dyn LoadObserver + Send> {
+    if human_logs && std::io::stderr().is_terminal() {
+        Box::new(Bar::new())
+    } else {
+        Box::new(LogLoadSteps)
+    }
+}
+
+/// One bar for the models and components to load, with a line for each done.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed}] {bar:24} {pos}/{len} {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self(bar)
+    }
+}
+
+impl LoadObserver for Bar {
+    fn step(&self, step: LoadStep<'_>) {
+        let bar = &self.0;
+        match step {
+            LoadStep::Plan { models, components } => {
+                bar.set_length((models + components) as u64);
+            }
+            LoadStep::ModelLoading { name } => bar.set_message(format!("loading model {name}")),
+            LoadStep::ModelLoaded { model } => {
+                bar.inc(1);
+                bar.println(format!(
+                    "  model {:<24} {:<12} {:>7.2} s",
+                    model.name,
+                    model.backend.to_string(),
+                    model.load_time.as_secs_f64()
+                ));
+            }
+            LoadStep::ComponentCompiling { id } => {
+                bar.set_message(format!("compiling component {id}"));
+            }
+            LoadStep::ComponentReady {
+                id,
+                world,
+                compiled,
+                took,
+            } => {
+                bar.inc(1);
+                bar.println(format!(
+                    "  component {id:<20} {world:<14} compiled {compiled}, {:.2} s",
+                    took.as_secs_f64()
+                ));
+            }
+        }
+        if bar.length() == Some(bar.position()) {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        // On an error half-way, the bar must not stay over the message.
+        self.0.finish_and_clear();
+    }
+}

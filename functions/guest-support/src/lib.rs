@@ -4,9 +4,11 @@
 //! - [`ApiError`]: an HTTP status and a message, answered as `{"error": "..."}`;
 //! - [`model_name`]: the model named in the request path (`/<route>/<model>`);
 //! - [`read_model_toml`]: the model's `model.toml`, mounted read-only at `/models`;
-//! - [`nn`]: running a model through wasi-nn, with errors mapped to HTTP.
+//! - [`nn`]: running a model through wasi-nn, with errors mapped to HTTP;
+//! - [`models`]: the models' metadata and the server's readiness, from the host.
 
 mod error;
+pub mod models;
 pub mod nn;
 
 pub use error::{ApiError, json_response};

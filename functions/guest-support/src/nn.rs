@@ -1,6 +1,9 @@
 //! The one call that leaves the sandbox: run a model, loaded by name, through
 //! wasi-nn. wasi-nn's errors become HTTP errors: an unknown model is a 404,
-//! anything else a 500 that carries the host's message.
+//! anything else a 500 that carries the host's message ([`infer_f32`], for
+//! functions written for one kind of model). [`compute`] is the general call,
+//! for a function that passes a request's tensors through as they are: there
+//! the request may be at fault, so the host's verdict becomes the status.
 
 use crate::ApiError;
 
@@ -11,7 +14,8 @@ mod bindings {
     });
 }
 
-use bindings::wasi::nn::errors::{Error as NnError, ErrorCode};
+use bindings::wasi::nn::errors::Error as NnError;
+pub use bindings::wasi::nn::errors::ErrorCode;
 use bindings::wasi::nn::graph;
 pub use bindings::wasi::nn::tensor::{Tensor, TensorType};
 
@@ -30,7 +34,8 @@ impl Input {
         Self::new(name, dims, TensorType::I64, &le_bytes(values))
     }
 
-    fn new(name: &str, dims: &[u32], ty: TensorType, bytes: &[u8]) -> Self {
+    /// A tensor of any type, from its little-endian bytes.
+    pub fn new(name: &str, dims: &[u32], ty: TensorType, bytes: &[u8]) -> Self {
         Self {
             name: name.to_string(),
             tensor: Tensor::new(dims, ty, bytes),
@@ -109,10 +114,94 @@ pub fn infer_f32(
     })
 }
 
+/// An output tensor of any type, as the host returned it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    pub name: String,
+    pub ty: TensorType,
+    pub dims: Vec<u32>,
+    /// Little-endian elements, row-major.
+    pub data: Vec<u8>,
+}
+
+/// Runs `model` on `inputs` and returns every output, in the host's order.
+///
+/// Making an [`Input`] copies its bytes into the host, so a caller may drop
+/// its own copy before calling: a large request then is not held twice while
+/// the model runs.
+pub fn compute(model: &str, inputs: Vec<Input>) -> Result<Vec<Output>, ApiError> {
+    let graph = graph::load_by_name(model).map_err(|e| match e.code() {
+        ErrorCode::NotFound => ApiError::not_found(format!(
+            "no model named {model:?} is available to this function"
+        )),
+        _ => nn_error_by_code("loading the model", &e),
+    })?;
+    let context = graph
+        .init_execution_context()
+        .map_err(|e| nn_error_by_code("creating an execution context", &e))?;
+    let outputs = context
+        .compute(inputs.into_iter().map(|i| (i.name, i.tensor)).collect())
+        .map_err(|e| nn_error_by_code("running the model", &e))?;
+    Ok(outputs
+        .into_iter()
+        .map(|(name, tensor)| Output {
+            name,
+            ty: tensor.ty(),
+            dims: tensor.dimensions(),
+            data: tensor.data(),
+        })
+        .collect())
+}
+
+/// The HTTP status for a wasi-nn error code, when the tensors came from the
+/// request: the host refusing them (invalid-argument) or finding them too large
+/// is the request's doing; anything else is the server's.
+pub fn status_of(code: ErrorCode) -> u16 {
+    match code {
+        ErrorCode::InvalidArgument => 400,
+        ErrorCode::NotFound => 404,
+        ErrorCode::TooLarge => 413,
+        _ => 500,
+    }
+}
+
+fn nn_error_by_code(doing: &str, e: &NnError) -> ApiError {
+    let code = e.code();
+    let message = format!("wasi-nn failed {doing}: {code:?}: {}", e.data());
+    match status_of(code) {
+        400 => ApiError::bad_request(message),
+        404 => ApiError::not_found(message),
+        413 => ApiError::payload_too_large(message),
+        _ => ApiError::internal(message),
+    }
+}
+
 fn nn_error(doing: &str, e: &NnError) -> ApiError {
     ApiError::internal(format!(
         "wasi-nn failed {doing}: {:?}: {}",
         e.code(),
         e.data()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_is_blamed_only_for_what_it_can_change() {
+        assert_eq!(status_of(ErrorCode::InvalidArgument), 400);
+        assert_eq!(status_of(ErrorCode::NotFound), 404);
+        assert_eq!(status_of(ErrorCode::TooLarge), 413);
+        for code in [
+            ErrorCode::InvalidEncoding,
+            ErrorCode::Timeout,
+            ErrorCode::RuntimeError,
+            ErrorCode::UnsupportedOperation,
+            ErrorCode::Security,
+            ErrorCode::Unknown,
+        ] {
+            assert_eq!(status_of(code), 500, "{code:?}");
+        }
+    }
 }

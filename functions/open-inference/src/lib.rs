@@ -1,0 +1,229 @@
+//! `open-inference`: the [Open Inference Protocol] (KServe v2, Triton's HTTP
+//! protocol) over REST, for every model this function may load. What it
+//! answers, and how, is specified in `docs/open-inference.md`.
+//!
+//! Routed at `/v2/...`, it reads each model's inputs and outputs from the host
+//! (`wasi-infer:models/metadata`, `wit/wasi-infer/models.wit`), checks a
+//! request against them, and runs the model through wasi-nn; tensors come and
+//! go as JSON or, with the binary tensor data extension, as raw bytes after
+//! the JSON. Errors are `{"error": "..."}`: 400 for a request that does not
+//! fit the model, 404 for what does not exist, 405 (with `Allow`) for a wrong
+//! method, 413 when the host finds a tensor too large, 503 while the server is
+//! not ready, 500 for the rest.
+//!
+//! - [`route`]: which endpoint a path names;
+//! - [`protocol`]: the requests' and responses' JSON;
+//! - [`datatype`]: the protocol's datatypes, and wasi-nn's;
+//! - [`tensor_json`] and [`binary`]: tensor data as JSON and as bytes;
+//! - [`infer`]: a request checked against the model, and the response.
+//!
+//! [Open Inference Protocol]: https://github.com/kserve/open-inference-protocol/blob/main/specification/protocol/inference_rest.md
+
+mod binary;
+mod datatype;
+mod infer;
+mod protocol;
+mod route;
+mod tensor_json;
+
+use serde::Serialize;
+use spin_sdk::http::{IntoResponse, Method, Request, Response};
+use spin_sdk::http_component;
+use wasi_infer_guest::models::{self, ModelMetadata};
+use wasi_infer_guest::{ApiError, json_response, nn};
+
+use route::{ModelAction, Route};
+
+#[http_component]
+fn handle(req: Request) -> Response {
+    serve(req).unwrap_or_else(IntoResponse::into_response)
+}
+
+fn serve(req: Request) -> Result<Response, ApiError> {
+    let route = route::parse(req.path()).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no endpoint {:?}: the endpoints are {}",
+            req.path(),
+            route::USAGE
+        ))
+    })?;
+    let allow = route.method();
+    if !method_is(req.method(), allow) {
+        return Err(ApiError::method_not_allowed(allow));
+    }
+    match route {
+        Route::Server => json(
+            200,
+            &protocol::ServerMetadataResponse::from(&models::server()),
+        ),
+        Route::Live => json(200, &serde_json::json!({ "live": true })),
+        Route::Ready => {
+            let ready = models::ready();
+            json(status_of(ready), &serde_json::json!({ "ready": ready }))
+        }
+        Route::Model {
+            name,
+            version,
+            action,
+        } => {
+            let model = find_model(models::get_model(name), name, version)?;
+            match action {
+                ModelAction::Metadata => json(200, &protocol::ModelMetadataResponse::from(&model)),
+                // A model the host lists is loaded: it is as ready as the
+                // server, which is not while it shuts down.
+                ModelAction::Ready => {
+                    let ready = models::ready();
+                    json(
+                        status_of(ready),
+                        &serde_json::json!({ "name": model.name, "ready": ready }),
+                    )
+                }
+                ModelAction::Infer => {
+                    let version = version.map(str::to_string);
+                    infer(req, &model, version.as_deref())
+                }
+            }
+        }
+    }
+}
+
+fn method_is(method: &Method, name: &str) -> bool {
+    matches!(
+        (method, name),
+        (Method::Get, "GET") | (Method::Post, "POST")
+    )
+}
+
+/// 503 tells a load balancer to wait; the body says the same to a person.
+fn status_of(ready: bool) -> u16 {
+    if ready { 200 } else { 503 }
+}
+
+/// The model the path names, at the version it names (if any); what does not
+/// exist is a 404 that names it.
+fn find_model(
+    found: Option<ModelMetadata>,
+    name: &str,
+    version: Option<&str>,
+) -> Result<ModelMetadata, ApiError> {
+    let model = found.ok_or_else(|| ApiError::not_found(format!("no model named {name:?}")))?;
+    match version {
+        Some(v) if !model.versions.iter().any(|have| have == v) => {
+            let have: Vec<String> = model.versions.iter().map(|v| format!("{v:?}")).collect();
+            Err(ApiError::not_found(format!(
+                "model {name:?} has no version {v:?}: its versions are {}",
+                have.join(", ")
+            )))
+        }
+        _ => Ok(model),
+    }
+}
+
+fn json<T: Serialize>(status: u16, value: &T) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(value)
+        .map_err(|e| ApiError::internal(format!("cannot write the response: {e}")))?;
+    Ok(json_response(status, &body))
+}
+
+/// `POST .../infer`. The body is given up (and with it the request's JSON and
+/// binary tensors) as soon as the tensors are in the host, so a large request
+/// is not held while the model runs.
+fn infer(req: Request, model: &ModelMetadata, version: Option<&str>) -> Result<Response, ApiError> {
+    // tritonclient compresses on request (request_compression_algorithm);
+    // without this the compressed bytes would be reported as bad JSON.
+    if let Some(encoding) = req.header("content-encoding").and_then(|v| v.as_str())
+        && !encoding.eq_ignore_ascii_case("identity")
+    {
+        return Err(ApiError::unsupported_media_type(format!(
+            "Content-Encoding {encoding:?} is not supported: send the request uncompressed"
+        )));
+    }
+    let header = match req.header(binary::HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .as_str()
+                .ok_or_else(|| {
+                    ApiError::bad_request("Inference-Header-Content-Length is not text")
+                })?
+                .to_string(),
+        ),
+    };
+    let body = req.into_body();
+    let (json_part, binary_part) = binary::split_body(&body, header.as_deref())?;
+    let mut request = protocol::parse_request(json_part)?;
+    let id = request.id.take();
+    let plan = infer::plan(model, &request, binary_part)?;
+    let outputs = plan.outputs;
+    let inputs = infer::nn_inputs(plan.inputs);
+    drop(request);
+    drop(body);
+
+    let results = nn::compute(&model.name, inputs)?;
+    let answer = infer::respond(
+        model,
+        infer::version(model, version),
+        id.as_deref(),
+        &outputs,
+        &results,
+    )?;
+    drop(results);
+
+    let mut response = Response::builder();
+    response.status(200);
+    match answer.json_len {
+        Some(json_len) => response
+            .header("content-type", "application/octet-stream")
+            .header(binary::HEADER, json_len.to_string()),
+        None => response.header("content-type", "application/json"),
+    };
+    Ok(response.body(answer.body).build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> ModelMetadata {
+        ModelMetadata {
+            name: "m".into(),
+            versions: vec!["1".into()],
+            platform: "tract".into(),
+            description: None,
+            inputs: vec![],
+            outputs: vec![],
+        }
+    }
+
+    #[test]
+    fn unknown_models_and_versions_are_404_naming_them() {
+        assert_eq!(find_model(Some(model()), "m", None).unwrap().name, "m");
+        assert_eq!(find_model(Some(model()), "m", Some("1")).unwrap().name, "m");
+        let e = find_model(None, "zz", None).unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (404, r#"no model named "zz""#)
+        );
+        let e = find_model(Some(model()), "m", Some("2")).unwrap_err();
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (404, r#"model "m" has no version "2": its versions are "1""#)
+        );
+    }
+
+    #[test]
+    fn methods_match_the_allow_header() {
+        assert!(method_is(&Method::Get, "GET"));
+        assert!(method_is(&Method::Post, "POST"));
+        assert!(!method_is(&Method::Post, "GET"));
+        assert!(!method_is(&Method::Get, "POST"));
+        assert!(!method_is(&Method::Put, "POST"));
+        assert!(!method_is(&Method::Head, "GET"));
+    }
+
+    #[test]
+    fn not_ready_is_503() {
+        assert_eq!(status_of(true), 200);
+        assert_eq!(status_of(false), 503);
+    }
+}

@@ -54,10 +54,19 @@ pub struct Reply {
     pub allow: Option<String>,
     pub server_timing: Option<String>,
     pub retry_after: Option<String>,
+    /// The body as text (lossy, for bodies that are not UTF-8).
     pub text: String,
+    /// The body as it came.
+    pub bytes: Vec<u8>,
+    pub headers: http::HeaderMap,
 }
 
 impl Reply {
+    /// A response header, if present and readable as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.text)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.text))
@@ -228,13 +237,17 @@ fn reply(mut response: http::Response<ureq::Body>) -> Reply {
     let (content_type, allow) = (header("content-type"), header("allow"));
     let server_timing = header("server-timing");
     let retry_after = header("retry-after");
+    let headers = response.headers().clone();
+    let bytes = response.body_mut().read_to_vec().unwrap();
     Reply {
         status: response.status().as_u16(),
         content_type,
         allow,
         server_timing,
         retry_after,
-        text: response.body_mut().read_to_string().unwrap(),
+        text: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
+        headers,
     }
 }
 

@@ -289,7 +289,7 @@ fn init_logs(format: LogFormat) {
         .unwrap_or_else(|_| "info,wasmtime_wasi_nn=off,openvino_finder=warn".into());
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(progress::LogWriter);
     match format {
         LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),

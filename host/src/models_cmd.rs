@@ -18,8 +18,8 @@ pub fn list(dir: &Path) -> anyhow::Result<()> {
         .collect();
     names.sort();
     println!(
-        "{:<26} {:<9} {:>9}  {:<8} DESCRIPTION",
-        "NAME", "FORMAT", "SIZE", "BACKEND"
+        "{:<26} {:<8} {:<9} {:>9}  {:<8} DESCRIPTION",
+        "NAME", "VERSION", "FORMAT", "SIZE", "BACKEND"
     );
     for name in names {
         let model_dir = dir.join(&name);
@@ -29,7 +29,8 @@ pub fn list(dir: &Path) -> anyhow::Result<()> {
                     .map(|m| format!("{:.1} MB", m.len() as f64 / 1e6))
                     .unwrap_or_else(|_| "missing".into());
                 println!(
-                    "{name:<26} {:<9} {size:>9}  {:<8} {}",
+                    "{name:<26} {:<8} {:<9} {size:>9}  {:<8} {}",
+                    config.version,
                     config.format.to_string(),
                     format!("{:?}", config.backend).to_lowercase(),
                     config.description.as_deref().unwrap_or("")
@@ -52,6 +53,7 @@ pub fn inspect(
     if json {
         let out = serde_json::json!({
             "name": model.name,
+            "version": model.config.version,
             "description": model.config.description,
             "backend": model.backend.to_string(),
             "load_ms": model.load_time.as_secs_f64() * 1e3,
@@ -61,7 +63,10 @@ pub fn inspect(
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("model:    {}", model.name);
+    println!(
+        "model:    {} (version {})",
+        model.name, model.config.version
+    );
     if let Some(description) = &model.config.description {
         println!("about:    {description}");
     }

@@ -1,10 +1,12 @@
 //! How loading an application is shown: a progress bar on a terminal, plain
 //! log lines otherwise (a container's log, a CI job, a pipe).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing_subscriber::fmt::MakeWriter;
 use wasi_infer::app::{LoadObserver, LoadStep, LogLoadSteps};
 
 /// A progress bar when stderr is a terminal and logs are for people;
@@ -14,6 +16,47 @@ pub fn observer(human_logs: bool) -> Box<dyn LoadObserver + Send> {
         Box::new(Bar::new())
     } else {
         Box::new(LogLoadSteps)
+    }
+}
+
+/// The bar on screen, if any: log lines are written above it, not across it.
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Where log lines go: stderr, around the progress bar while one is shown.
+pub struct LogWriter;
+
+impl<'a> MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine(Vec::new())
+    }
+}
+
+/// One log line, written whole when dropped.
+pub struct LogLine(Vec<u8>);
+
+impl Write for LogLine {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let shown = SHOWN.lock().ok().and_then(|bar| bar.clone());
+        let write = || {
+            let _ = std::io::stderr().write_all(&self.0);
+        };
+        match shown {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
     }
 }
 
@@ -29,6 +72,9 @@ impl Bar {
                 .progress_chars("=> "),
         );
         bar.enable_steady_tick(Duration::from_millis(120));
+        if let Ok(mut shown) = SHOWN.lock() {
+            *shown = Some(bar.clone());
+        }
         Self(bar)
     }
 }
@@ -67,7 +113,16 @@ impl LoadObserver for Bar {
             }
         }
         if bar.length() == Some(bar.position()) {
-            bar.finish_and_clear();
+            self.hide();
+        }
+    }
+}
+
+impl Bar {
+    fn hide(&self) {
+        self.0.finish_and_clear();
+        if let Ok(mut shown) = SHOWN.lock() {
+            *shown = None;
         }
     }
 }
@@ -75,6 +130,6 @@ impl LoadObserver for Bar {
 impl Drop for Bar {
     fn drop(&mut self) {
         // On an error half-way, the bar must not stay over the message.
-        self.0.finish_and_clear();
+        self.hide();
     }
 }

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use crate::server::{Server, photo, root};
 
-fn wasi_infer(args: &[&str]) -> (bool, String, String) {
+/// Runs `wasi-infer` in the repository: success, stdout, stderr.
+pub fn wasi_infer(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_wasi-infer"))
         .current_dir(root())
         .args(args)

@@ -9,6 +9,7 @@ mod conformance;
 mod embedded;
 mod errors;
 mod limits;
+mod observability;
 mod open_inference;
 mod server;
 mod start_up;

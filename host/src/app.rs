@@ -113,7 +113,7 @@ impl LoadObserver for LogLoadSteps {
             } => tracing::info!(
                 component = %id,
                 %world,
-                compiled = %compiled,
+                compiled = compiled.as_str(),
                 ms = took.as_millis() as u64,
                 "component ready"
             ),

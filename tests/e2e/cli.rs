@@ -87,7 +87,8 @@ fn compile_fills_the_cache_that_serve_uses() {
     let dir = cache.path().to_str().unwrap();
     let (ok, out, err) = wasi_infer(&["compile", "--cache-dir", dir]);
     assert!(ok, "{err}");
-    for component in ["image-classify", "text-embed"] {
+    let components = ["image-classify", "open-inference", "text-embed"];
+    for component in components {
         assert!(out.contains(&format!("{component}: compiled")), "{out}");
     }
     let entries = || {
@@ -97,18 +98,22 @@ fn compile_fills_the_cache_that_serve_uses() {
             .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
             .count()
     };
-    assert_eq!(entries(), 2);
+    assert_eq!(entries(), components.len());
 
     let (ok, out, err) = wasi_infer(&["compile", "--cache-dir", dir]);
     assert!(ok, "{err}");
-    assert_eq!(out.matches("already in the cache").count(), 2, "{out}");
+    assert_eq!(
+        out.matches("already in the cache").count(),
+        components.len(),
+        "{out}"
+    );
 
     let server = Server::start(&["--backend", "onnxruntime", "--cache-dir", dir]);
     let reply = server.post("/classify/fashion-mnist-cnn", &photo("page.png"));
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(
         server.log().matches("compiled=\"from cache\"").count(),
-        2,
+        components.len(),
         "{}",
         server.log()
     );
@@ -119,9 +124,9 @@ fn compile_fills_the_cache_that_serve_uses() {
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(
         server.log().matches("compiled=\"now\"").count(),
-        2,
+        components.len(),
         "{}",
         server.log()
     );
-    assert_eq!(entries(), 2, "--no-cache writes nothing");
+    assert_eq!(entries(), components.len(), "--no-cache writes nothing");
 }

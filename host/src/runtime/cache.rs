@@ -31,12 +31,18 @@ pub enum Compiled {
     Fresh,
 }
 
-impl std::fmt::Display for Compiled {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Compiled {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Compiled::Cached => "from cache",
             Compiled::Fresh => "now",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -6,13 +6,58 @@
 //! into the log line, so one request can be followed through all three.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 
 use crate::metrics::Metrics;
 
 pub const REQUEST_ID: &str = "x-request-id";
+
+/// A request as it arrived: what its log line will need.
+pub struct Arrival {
+    method: http::Method,
+    path: String,
+    started: Instant,
+    /// The request's id (see [`request_id`]).
+    pub id: HeaderValue,
+}
+
+impl Arrival {
+    pub fn of<B>(request: &http::Request<B>) -> Self {
+        Self {
+            method: request.method().clone(),
+            path: request.uri().path().to_string(),
+            started: Instant::now(),
+            id: request_id(request.headers()),
+        }
+    }
+
+    /// Counts and logs the answer (`route` and `component` as in [`Answered`])
+    /// and gives it the request's id.
+    pub fn answered<B>(
+        self,
+        metrics: &Metrics,
+        route: &str,
+        component: &str,
+        mut response: http::Response<B>,
+    ) -> http::Response<B> {
+        record(
+            metrics,
+            &Answered {
+                method: &self.method,
+                path: &self.path,
+                route,
+                component,
+                status: response.status().as_u16(),
+                took: self.started.elapsed(),
+                request_id: self.id.to_str().unwrap_or_default(),
+            },
+        );
+        response.headers_mut().insert(REQUEST_ID, self.id);
+        response
+    }
+}
 
 /// What became of one request.
 pub struct Answered<'a> {

@@ -13,7 +13,7 @@ use http::{HeaderValue, StatusCode, Uri};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::WasiBody;
 
-use crate::access_log::{self, Answered, REQUEST_ID};
+use crate::access_log::{Arrival, REQUEST_ID};
 use crate::admission::{Admission, Busy};
 use crate::body::BodyError;
 use crate::health::Health;
@@ -297,12 +297,9 @@ impl App {
         mut request: http::Request<WasiBody>,
         client: Option<SocketAddr>,
     ) -> http::Response<WasiBody> {
-        let started = Instant::now();
-        let method = request.method().clone();
-        let path = request.uri().path().to_string();
-        let request_id = access_log::request_id(request.headers());
-        request.headers_mut().insert(REQUEST_ID, request_id.clone());
-        let (mut response, route) = self.route_and_run(request, client).await;
+        let arrival = Arrival::of(&request);
+        request.headers_mut().insert(REQUEST_ID, arrival.id.clone());
+        let (response, route) = self.route_and_run(request, client).await;
         let (route, component) = match route {
             Some(index) => (
                 self.route_labels[index].as_str(),
@@ -310,20 +307,7 @@ impl App {
             ),
             None => ("unmatched", ""),
         };
-        access_log::record(
-            &self.metrics,
-            &Answered {
-                method: &method,
-                path: &path,
-                route,
-                component,
-                status: response.status().as_u16(),
-                took: started.elapsed(),
-                request_id: request_id.to_str().unwrap_or_default(),
-            },
-        );
-        response.headers_mut().insert(REQUEST_ID, request_id);
-        response
+        arrival.answered(&self.metrics, route, component, response)
     }
 
     /// Routes a request and runs its component; the answer, and the index of

@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{HeaderValue, Method, StatusCode};
 use hyper::server::conn::http1;
@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::WasiBody;
 
-use crate::access_log::{self, Answered, REQUEST_ID};
+use crate::access_log::Arrival;
 use crate::app::{App, AppOptions};
 use crate::health::Health;
 use crate::limits::Limits;
@@ -179,13 +179,11 @@ impl Frontend {
         head: usize,
         own_path: bool,
     ) -> http::Response<WasiBody> {
-        let started = Instant::now();
-        let method = request.method().clone();
-        let path = request.uri().path().to_string();
-        let request_id = access_log::request_id(request.headers());
+        let arrival = Arrival::of(&request);
+        let (method, path) = (request.method().clone(), request.uri().path().to_string());
         // Like every early answer, after what the client sends (see body::linger).
         body::linger(&mut body::incoming(request.into_body())).await;
-        let (route, mut response) = if head > self.limits.max_header_bytes {
+        let (route, response) = if head > self.limits.max_header_bytes {
             let error = json_error(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 format!(
@@ -203,27 +201,23 @@ impl Frontend {
                 .unwrap_or("unmatched");
             (route, self.host_endpoint(&method, &path))
         } else {
-            let reason = self.health.not_ready_reason().unwrap_or("not ready");
+            let reason = self.not_ready().unwrap_or("not ready");
             let mut error = json_error(StatusCode::SERVICE_UNAVAILABLE, reason);
             error
                 .headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
             ("unmatched", error)
         };
-        access_log::record(
-            &self.metrics,
-            &Answered {
-                method: &method,
-                path: &path,
-                route,
-                component: "",
-                status: response.status().as_u16(),
-                took: started.elapsed(),
-                request_id: request_id.to_str().unwrap_or_default(),
-            },
-        );
-        response.headers_mut().insert(REQUEST_ID, request_id);
-        response
+        arrival.answered(&self.metrics, route, "", response)
+    }
+
+    /// Why requests cannot be served now, if they cannot. The application
+    /// says it is loaded a moment before it is handed over here.
+    fn not_ready(&self) -> Option<&'static str> {
+        match self.app.get() {
+            None => Some("the server is still loading its models and components"),
+            Some(_) => self.health.not_ready_reason(),
+        }
     }
 
     /// `/metrics` and the health checks.
@@ -253,7 +247,7 @@ impl Frontend {
             "/health/live" | "/v2/health/live" => {
                 json(StatusCode::OK, serde_json::json!({ "live": true }))
             }
-            _ => match self.health.not_ready_reason() {
+            _ => match self.not_ready() {
                 None => json(StatusCode::OK, serde_json::json!({ "ready": true })),
                 Some(reason) => json(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -4,7 +4,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::server::{Server, photo, root};
+use crate::server::{MODELS, Server, photo, root};
 
 /// Runs `wasi-infer` in the repository: success, stdout, stderr.
 pub fn wasi_infer(args: &[&str]) -> (bool, String, String) {
@@ -24,13 +24,7 @@ pub fn wasi_infer(args: &[&str]) -> (bool, String, String) {
 fn models_list_shows_every_model() {
     let (ok, stdout, stderr) = wasi_infer(&["models", "list"]);
     assert!(ok, "{stderr}");
-    for model in [
-        "all-minilm-l6-v2",
-        "efficientnet-lite0",
-        "efficientnet-lite0-int8",
-        "fashion-mnist-cnn",
-        "fashion-mnist-cnn-int8",
-    ] {
+    for model in MODELS {
         assert!(
             stdout.lines().any(|l| l.starts_with(&format!("{model} "))),
             "{model} missing:\n{stdout}"

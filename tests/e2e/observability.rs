@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cli::wasi_infer;
-use crate::server::{Server, photo, root};
+use crate::server::{MODELS, Server, photo, root};
 
 /// The value of the series `name{labels}` in a Prometheus text exposition (0
 /// when absent: a series appears at its first observation).
@@ -43,13 +43,7 @@ fn metrics_count_requests_instances_and_inferences() {
     };
     let before = scrape();
     // Every model's load time is there from the start.
-    for model in [
-        "all-minilm-l6-v2",
-        "efficientnet-lite0",
-        "efficientnet-lite0-int8",
-        "fashion-mnist-cnn",
-        "fashion-mnist-cnn-int8",
-    ] {
+    for model in MODELS {
         let line = before
             .lines()
             .find(|l| {

@@ -461,6 +461,135 @@ fn requests_that_do_not_fit_get_json_errors_with_the_documented_status() {
 /// `reference-top5.json` was made: the shorter side resized to 256
 /// (bilinear; the longer side to the nearest pixel), the centre 224x224 (its
 /// offset rounded down), `(p - 127) / 128`, NCHW.
+/// Every datatype wasi-nn carries, through a model of `Identity` nodes (the
+/// one `tests/e2e/tensors.rs` makes), as JSON and as binary tensors: what
+/// goes in comes out, value for value and byte for byte.
+#[test]
+fn every_wasi_nn_datatype_round_trips_as_json_and_binary() {
+    // The datatype, the model's tensor-name suffix, and four values each
+    // exactly representable in it (extremes included), with their bytes.
+    let le = |values: &[f64], encode: &dyn Fn(f64) -> Vec<u8>| -> Vec<u8> {
+        values.iter().flat_map(|&v| encode(v)).collect()
+    };
+    let cases: Vec<(&str, &str, Value, Vec<u8>)> = vec![
+        {
+            let v = [1.5, -2.0, 65504.0, 0.25];
+            let bytes = le(&v, &|x| half::f16::from_f64(x).to_le_bytes().to_vec());
+            ("FP16", "f16", json!(v), bytes)
+        },
+        {
+            let v = [1.0, -2.5, 256.0, 0.0078125];
+            let bytes = le(&v, &|x| half::bf16::from_f64(x).to_le_bytes().to_vec());
+            ("BF16", "bf16", json!(v), bytes)
+        },
+        {
+            let v = [0.5, -1.25, 1048576.0, 3.0];
+            let bytes = le(&v, &|x| (x as f32).to_le_bytes().to_vec());
+            ("FP32", "f32", json!(v), bytes)
+        },
+        {
+            let v = [1e300, -2.5, 0.1, 42.0];
+            let bytes = le(&v, &|x| x.to_le_bytes().to_vec());
+            ("FP64", "f64", json!(v), bytes)
+        },
+        ("UINT8", "u8", json!([0, 1, 254, 255]), vec![0, 1, 254, 255]),
+        {
+            let v = [i32::MIN, i32::MAX, 0, -1];
+            let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            ("INT32", "i32", json!(v), bytes)
+        },
+        {
+            // Past 2^53, where a float would round: integers stay integers.
+            let v = [-9_007_199_254_740_993_i64, 9_007_199_254_740_993, 0, 1];
+            let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            ("INT64", "i64", json!(v), bytes)
+        },
+    ];
+    let suffixes: Vec<&str> = cases.iter().map(|c| c.1).collect();
+    let model = crate::tensors::identity_model(&suffixes);
+    let app = tempfile::tempdir().unwrap();
+    let model_dir = app.path().join("models/identities");
+    std::fs::create_dir_all(&model_dir).unwrap();
+    for file in ["model.onnx", "model.toml"] {
+        std::fs::copy(model.path().join(file), model_dir.join(file)).unwrap();
+    }
+    let wasm = root().join("target/functions/wasm32-wasip2/release/open_inference.wasm");
+    let manifest = app.path().join("spin.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"datatypes\"\n\
+             [[trigger.http]]\nroute = \"/v2/...\"\ncomponent = \"oip\"\n\
+             [component.oip]\nsource = {:?}\nai_models = [\"identities\"]\n",
+            wasm.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&[
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--backend",
+        "onnxruntime",
+    ]);
+    let path = "/v2/models/identities/infer";
+
+    let meta = ok_json(&server.get("/v2/models/identities"));
+    for (datatype, suffix, ..) in &cases {
+        let input = meta["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == format!("in_{suffix}"))
+            .unwrap_or_else(|| panic!("no in_{suffix} in {meta}"));
+        assert_eq!(input["datatype"], *datatype, "{meta}");
+        assert_eq!(input["shape"], json!([-1, -1]), "{meta}");
+    }
+
+    // JSON in, JSON out.
+    let inputs: Vec<Value> = cases
+        .iter()
+        .map(|(datatype, suffix, data, _)| {
+            json!({"name": format!("in_{suffix}"), "datatype": datatype, "shape": [2, 2], "data": data})
+        })
+        .collect();
+    let response = ok_json(&post_json(&server, path, &json!({ "inputs": inputs })));
+    for (datatype, suffix, data, _) in &cases {
+        let out = output(&response, &format!("out_{suffix}"));
+        assert_eq!(out["datatype"], *datatype, "{out}");
+        assert_eq!(out["shape"], json!([2, 2]), "{out}");
+        let got = out["data"].as_array().unwrap();
+        let want = data.as_array().unwrap();
+        for (got, want) in got.iter().zip(want) {
+            // Integers exactly as integers; floats as the same number.
+            if datatype.contains("INT") {
+                assert_eq!(got, want, "{datatype}");
+            } else {
+                assert_eq!(got.as_f64(), want.as_f64(), "{datatype}: {got} for {want}");
+            }
+        }
+    }
+
+    // Binary in, binary out.
+    let mut tensors = Vec::new();
+    let inputs: Vec<Value> = cases
+        .iter()
+        .map(|(datatype, suffix, _, bytes)| {
+            tensors.extend_from_slice(bytes);
+            json!({"name": format!("in_{suffix}"), "datatype": datatype, "shape": [2, 2],
+                   "parameters": {"binary_data_size": bytes.len()}})
+        })
+        .collect();
+    let request = json!({"inputs": inputs, "parameters": {"binary_data_output": true}});
+    let (response, outputs) = split_binary(&post_binary(&server, path, &request, &tensors));
+    assert_eq!(outputs.len(), cases.len(), "{response}");
+    for (datatype, suffix, _, bytes) in &cases {
+        let name = format!("out_{suffix}");
+        let (_, got) = outputs.iter().find(|(n, _)| *n == name).unwrap();
+        assert_eq!(got, bytes, "{datatype}: bytes changed");
+        assert_eq!(output(&response, &name)["datatype"], *datatype);
+    }
+}
+
 fn preprocess(name: &str) -> Vec<f32> {
     let rgb = image::load_from_memory(&photo(name)).unwrap().to_rgb8();
     let (width, height) = rgb.dimensions();

@@ -13,6 +13,15 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Every model of the repository, in name order.
+pub const MODELS: [&str; 5] = [
+    "all-minilm-l6-v2",
+    "efficientnet-lite0",
+    "efficientnet-lite0-int8",
+    "fashion-mnist-cnn",
+    "fashion-mnist-cnn-int8",
+];
+
 pub fn photo(name: &str) -> Vec<u8> {
     std::fs::read(root().join("tests/data/images").join(name)).unwrap()
 }

@@ -43,7 +43,7 @@ fn value_info(name: &str, code: i32) -> pb::ValueInfoProto {
 }
 
 /// A model directory with an `Identity` from `in_<type>` to `out_<type>` for each type.
-fn identity_model(types: &[&str]) -> tempfile::TempDir {
+pub fn identity_model(types: &[&str]) -> tempfile::TempDir {
     let chosen: Vec<_> = TYPES.iter().filter(|t| types.contains(&t.0)).collect();
     let graph = pb::GraphProto {
         name: "identities".into(),

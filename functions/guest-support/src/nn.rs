@@ -71,18 +71,8 @@ pub fn infer_f32(
     inputs: Vec<Input>,
     output_name: &str,
 ) -> Result<F32Output, ApiError> {
-    let graph = graph::load_by_name(model).map_err(|e| match e.code() {
-        ErrorCode::NotFound => ApiError::not_found(format!(
-            "no model named {model:?} is available to this function"
-        )),
-        _ => nn_error("loading the model", &e),
-    })?;
-    let context = graph
-        .init_execution_context()
-        .map_err(|e| nn_error("creating an execution context", &e))?;
-    let outputs = context
-        .compute(inputs.into_iter().map(|i| (i.name, i.tensor)).collect())
-        .map_err(|e| nn_error("running the model", &e))?;
+    // The function made the tensors: a refusal is its own fault, a 500.
+    let outputs = run(model, inputs, nn_error)?;
 
     // A host may not name outputs as the model does (wasmtime's OpenVINO
     // backend numbers them): a lone output is the one asked for.
@@ -130,18 +120,7 @@ pub struct Output {
 /// its own copy before calling: a large request then is not held twice while
 /// the model runs.
 pub fn compute(model: &str, inputs: Vec<Input>) -> Result<Vec<Output>, ApiError> {
-    let graph = graph::load_by_name(model).map_err(|e| match e.code() {
-        ErrorCode::NotFound => ApiError::not_found(format!(
-            "no model named {model:?} is available to this function"
-        )),
-        _ => nn_error_by_code("loading the model", &e),
-    })?;
-    let context = graph
-        .init_execution_context()
-        .map_err(|e| nn_error_by_code("creating an execution context", &e))?;
-    let outputs = context
-        .compute(inputs.into_iter().map(|i| (i.name, i.tensor)).collect())
-        .map_err(|e| nn_error_by_code("running the model", &e))?;
+    let outputs = run(model, inputs, nn_error_by_code)?;
     Ok(outputs
         .into_iter()
         .map(|(name, tensor)| Output {
@@ -151,6 +130,27 @@ pub fn compute(model: &str, inputs: Vec<Input>) -> Result<Vec<Output>, ApiError>
             data: tensor.data(),
         })
         .collect())
+}
+
+/// Loads `model` by name and computes; `error` turns wasi-nn's errors into
+/// answers (an unknown model is always a 404).
+fn run(
+    model: &str,
+    inputs: Vec<Input>,
+    error: fn(&str, &NnError) -> ApiError,
+) -> Result<Vec<(String, Tensor)>, ApiError> {
+    let graph = graph::load_by_name(model).map_err(|e| match e.code() {
+        ErrorCode::NotFound => ApiError::not_found(format!(
+            "no model named {model:?} is available to this function"
+        )),
+        _ => error("loading the model", &e),
+    })?;
+    let context = graph
+        .init_execution_context()
+        .map_err(|e| error("creating an execution context", &e))?;
+    context
+        .compute(inputs.into_iter().map(|i| (i.name, i.tensor)).collect())
+        .map_err(|e| error("running the model", &e))
 }
 
 /// The HTTP status for a wasi-nn error code, when the tensors came from the

@@ -266,6 +266,9 @@ impl App {
                     .expect("the manifest checks that every route names a component")
             })
             .collect();
+        // Loaded: an embedder may serve from here on (the server waits until
+        // the application is handed to it, see `server::Frontend`).
+        options.health.set_loaded();
         let route_labels = manifest
             .routes
             .iter()
@@ -281,10 +284,7 @@ impl App {
             limits: options.limits.clone(),
             admission: Admission::new(&options.limits, options.metrics.waiting()),
             metrics: options.metrics.clone(),
-            health: {
-                options.health.set_loaded();
-                options.health.clone()
-            },
+            health: options.health.clone(),
         })
     }
 

@@ -33,6 +33,10 @@ impl Arrival {
         }
     }
 
+    pub fn method(&self) -> &http::Method {
+        &self.method
+    }
+
     /// Counts and logs the answer (`route` and `component` as in [`Answered`])
     /// and gives it the request's id.
     pub fn answered<B>(

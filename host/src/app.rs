@@ -3,7 +3,6 @@
 //! which is all an embedder needs; [`crate::server`] puts it behind a socket.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -155,14 +154,6 @@ pub struct App {
     admission: Admission,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-}
-
-impl fmt::Debug for App {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("App")
-            .field("manifest", &self.manifest.path)
-            .finish_non_exhaustive()
-    }
 }
 
 impl App {

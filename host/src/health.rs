@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use prometheus_client::metrics::gauge::Gauge;
 
+/// Why a server is not ready while it loads.
+pub const STILL_LOADING: &str = "the server is still loading its models and components";
+
 #[derive(Debug, Default)]
 pub struct Health {
     loaded: AtomicBool,
@@ -32,7 +35,7 @@ impl Health {
         if self.draining.load(Ordering::Acquire) {
             Some("the server is shutting down")
         } else if !self.loaded.load(Ordering::Acquire) {
-            Some("the server is still loading its models and components")
+            Some(STILL_LOADING)
         } else {
             None
         }

@@ -6,7 +6,6 @@ mod models_cmd;
 mod progress;
 mod units;
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -287,12 +286,17 @@ fn limit_malloc_arenas() {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,wasmtime_wasi_nn=off,openvino_finder=warn".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(progress::LogWriter);
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
-        LogFormat::Human => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Human if progress::shows_bar(true) => {
+            logs.with_writer(progress::LogWriter).with_ansi(true).init()
+        }
+        LogFormat::Human => logs.with_writer(std::io::stderr).with_ansi(false).init(),
+        LogFormat::Json => logs
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .init(),
     }
 }
 

@@ -9,10 +9,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tracing_subscriber::fmt::MakeWriter;
 use wasi_infer::app::{LoadObserver, LoadStep, LogLoadSteps};
 
-/// A progress bar when stderr is a terminal and logs are for people;
-/// otherwise the log lines of [`LogLoadSteps`].
+/// Whether loading shows a bar: on a terminal, when logs are for people.
+pub fn shows_bar(human_logs: bool) -> bool {
+    human_logs && std::io::stderr().is_terminal()
+}
+
+/// A progress bar where [`shows_bar`]; otherwise the log lines of [`LogLoadSteps`].
 pub fn observer(human_logs: bool) -> Box<dyn LoadObserver + Send> {
-    if human_logs && std::io::stderr().is_terminal() {
+    if shows_bar(human_logs) {
         Box::new(Bar::new())
     } else {
         Box::new(LogLoadSteps)
@@ -22,7 +26,8 @@ pub fn observer(human_logs: bool) -> Box<dyn LoadObserver + Send> {
 /// The bar on screen, if any: log lines are written above it, not across it.
 static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
-/// Where log lines go: stderr, around the progress bar while one is shown.
+/// Where log lines go when a bar may be shown: stderr, above the bar while
+/// it is on screen. (Elsewhere they go straight to stderr: no buffer, no lock.)
 pub struct LogWriter;
 
 impl<'a> MakeWriter<'a> for LogWriter {

@@ -23,7 +23,7 @@ use wasmtime_wasi_http::WasiBody;
 
 use crate::access_log::Arrival;
 use crate::app::{App, AppOptions};
-use crate::health::Health;
+use crate::health::{Health, STILL_LOADING};
 use crate::limits::Limits;
 use crate::metrics::{self, Metrics};
 use crate::{body, json_error};
@@ -36,10 +36,6 @@ const HEAD_PARSER_SLACK: usize = 4;
 /// The paths the host answers itself, before any route: a manifest route to
 /// the same path is shadowed (`wasi-infer check` says so).
 pub const HOST_PATHS: [&str; 3] = ["/metrics", "/health/live", "/health/ready"];
-
-/// The Open Inference Protocol's health paths, answered by the host only
-/// while the application loads: then no function can answer them.
-const LOADING_HEALTH_PATHS: [&str; 2] = ["/v2/health/live", "/v2/health/ready"];
 
 /// What the server serves: the application once it is loaded, and the
 /// metrics and health it reports from the start.
@@ -76,9 +72,8 @@ impl Frontend {
 
     /// The application is loaded: requests go to it from now on.
     pub fn set_app(&self, app: Arc<App>) {
-        if self.app.set(app).is_ok() {
-            self.health.set_loaded();
-        }
+        // An App is loaded (and its health says so) by the time it exists.
+        let _ = self.app.set(app);
     }
 }
 
@@ -161,12 +156,11 @@ async fn handle(
 ) -> Result<http::Response<WasiBody>, Infallible> {
     let path = request.uri().path();
     let head = head_size(&request);
-    let own_path = HOST_PATHS.contains(&path)
-        || (frontend.app.get().is_none() && LOADING_HEALTH_PATHS.contains(&path));
+    let host_path = HOST_PATHS.iter().find(|p| **p == path).copied();
     let app = match frontend.app.get() {
-        Some(app) if head <= frontend.limits.max_header_bytes && !own_path => app,
+        Some(app) if head <= frontend.limits.max_header_bytes && host_path.is_none() => app,
         // The application logs and counts its own requests.
-        _ => return Ok(frontend.answer_itself(request, head, own_path).await),
+        _ => return Ok(frontend.answer_itself(request, head, host_path).await),
     };
     Ok(app.handle(request.map(body::incoming), Some(client)).await)
 }
@@ -177,10 +171,9 @@ impl Frontend {
         &self,
         request: hyper::Request<hyper::body::Incoming>,
         head: usize,
-        own_path: bool,
+        host_path: Option<&'static str>,
     ) -> http::Response<WasiBody> {
         let arrival = Arrival::of(&request);
-        let (method, path) = (request.method().clone(), request.uri().path().to_string());
         // Like every early answer, after what the client sends (see body::linger).
         body::linger(&mut body::incoming(request.into_body())).await;
         let (route, response) = if head > self.limits.max_header_bytes {
@@ -192,17 +185,11 @@ impl Frontend {
                 ),
             );
             ("unmatched", error)
-        } else if own_path {
-            let route = HOST_PATHS
-                .iter()
-                .chain(&LOADING_HEALTH_PATHS)
-                .find(|p| **p == path)
-                .copied()
-                .unwrap_or("unmatched");
-            (route, self.host_endpoint(&method, &path))
+        } else if let Some(path) = host_path {
+            (path, self.host_endpoint(arrival.method(), path))
         } else {
-            let reason = self.not_ready().unwrap_or("not ready");
-            let mut error = json_error(StatusCode::SERVICE_UNAVAILABLE, reason);
+            // Only while loading: from then on the application answers.
+            let mut error = json_error(StatusCode::SERVICE_UNAVAILABLE, STILL_LOADING);
             error
                 .headers_mut()
                 .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -215,7 +202,7 @@ impl Frontend {
     /// says it is loaded a moment before it is handed over here.
     fn not_ready(&self) -> Option<&'static str> {
         match self.app.get() {
-            None => Some("the server is still loading its models and components"),
+            None => Some(STILL_LOADING),
             Some(_) => self.health.not_ready_reason(),
         }
     }
@@ -244,9 +231,7 @@ impl Frontend {
                 .header(http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)
                 .body(body::full(self.metrics.render().into()))
                 .expect("a static header makes a valid response"),
-            "/health/live" | "/v2/health/live" => {
-                json(StatusCode::OK, serde_json::json!({ "live": true }))
-            }
+            "/health/live" => json(StatusCode::OK, serde_json::json!({ "live": true })),
             _ => match self.not_ready() {
                 None => json(StatusCode::OK, serde_json::json!({ "ready": true })),
                 Some(reason) => json(

@@ -14,6 +14,9 @@ use crate::metrics::Metrics;
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The status logged for a request whose client left before its answer.
+pub const CLIENT_CLOSED_REQUEST: u16 = 499;
+
 /// A request as it arrived: what its log line will need.
 pub struct Arrival {
     method: http::Method,
@@ -35,6 +38,27 @@ impl Arrival {
 
     pub fn method(&self) -> &http::Method {
         &self.method
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Records a request whose client went away before its answer, with
+    /// nginx's status for it, 499 ("client closed request").
+    pub fn abandoned(self, metrics: &Metrics, route: &str, component: &str) {
+        record(
+            metrics,
+            &Answered {
+                method: &self.method,
+                path: &self.path,
+                route,
+                component,
+                status: CLIENT_CLOSED_REQUEST,
+                took: self.started.elapsed(),
+                request_id: self.id.to_str().unwrap_or_default(),
+            },
+        );
     }
 
     /// Counts and logs the answer (`route` and `component` as in [`Answered`])

@@ -12,13 +12,14 @@ use http::{HeaderValue, StatusCode, Uri};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::WasiBody;
 
-use crate::access_log::{Arrival, REQUEST_ID};
+use crate::access_log::{Arrival, CLIENT_CLOSED_REQUEST, REQUEST_ID};
 use crate::admission::{Admission, Busy};
 use crate::body::BodyError;
 use crate::health::Health;
 use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestError};
 use crate::metrics::Metrics;
+use crate::nn::threads::InferenceThreads;
 use crate::nn::{BackendKind, LoadedModel, ModelError, ModelProgress, ModelRegistry};
 use crate::routing::Router;
 use crate::runtime::component::FunctionError;
@@ -213,6 +214,10 @@ impl App {
 
         let runtime =
             Runtime::new(&options.limits).map_err(|e| AppError::Runtime(format!("{e:#}")))?;
+        // As many as the instances that may run at once: each waits for one
+        // inference at a time.
+        let threads = InferenceThreads::start(options.limits.max_running)
+            .map_err(|e| AppError::Runtime(format!("cannot start the inference threads: {e}")))?;
         let mut components = Vec::new();
         for spec in manifest.components.values() {
             observer.step(LoadStep::ComponentCompiling { id: &spec.id });
@@ -229,7 +234,12 @@ impl App {
                 files: spec.files.clone(),
                 environment: spec.environment.clone().into_iter().collect(),
                 variables: render_component_variables(&spec.variables, &values),
-                models: models.for_component(&spec.ai_models, &options.metrics),
+                models: models.for_component(
+                    &spec.ai_models,
+                    options.limits.input_bounds(),
+                    &threads,
+                    &options.metrics,
+                ),
                 limits: options.limits.clone(),
                 metrics: options.metrics.component(&spec.id),
                 health: options.health.clone(),
@@ -290,15 +300,25 @@ impl App {
     ) -> http::Response<WasiBody> {
         let arrival = Arrival::of(&request);
         request.headers_mut().insert(REQUEST_ID, arrival.id.clone());
+        let mut unanswered = Unanswered {
+            app: self,
+            arrival: Some(arrival),
+        };
         let (response, route) = self.route_and_run(request, client).await;
-        let (route, component) = match route {
+        let arrival = unanswered.answer();
+        let (route, component) = self.labels(route);
+        arrival.answered(&self.metrics, route, component, response)
+    }
+
+    /// The route (as written) and component of a route index, for metrics and logs.
+    fn labels(&self, route: Option<usize>) -> (&str, &str) {
+        match route {
             Some(index) => (
                 self.route_labels[index].as_str(),
                 self.route_components[index].id.as_str(),
             ),
             None => ("unmatched", ""),
-        };
-        arrival.answered(&self.metrics, route, component, response)
+        }
     }
 
     /// Routes a request and runs its component; the answer, and the index of
@@ -399,9 +419,23 @@ impl App {
             FunctionError::Stopped(Failure::TensorBudget { limit }) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!(
-                    "function {id} failed: it created more than {} MiB of wasi-nn tensors",
+                    "function {id} failed: it held more than {} MiB of wasi-nn tensors \
+                     (--max-tensor-bytes-per-instance)",
                     limit >> 20
                 ),
+            ),
+            FunctionError::Stopped(Failure::TensorRank { rank }) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "function {id} failed: it made a wasi-nn tensor of {rank} dimensions \
+                     (at most {})",
+                    crate::nn::wit::MAX_RANK
+                ),
+            ),
+            FunctionError::Stopped(Failure::ClientGone) => (
+                // No one reads it; the log does.
+                StatusCode::from_u16(CLIENT_CLOSED_REQUEST).unwrap_or(StatusCode::BAD_REQUEST),
+                format!("function {id} was stopped: its client went away"),
             ),
             FunctionError::Instantiation(error) => {
                 tracing::warn!(component = %id, "cannot instantiate: {error}");
@@ -422,6 +456,32 @@ impl App {
             }
         };
         json_error(status, message)
+    }
+}
+
+/// A request being served: if its future is dropped before the answer (its
+/// client went away; hyper drops it when the connection closes), it is still
+/// logged and counted, as 499.
+struct Unanswered<'a> {
+    app: &'a App,
+    arrival: Option<Arrival>,
+}
+
+impl Unanswered<'_> {
+    fn answer(&mut self) -> Arrival {
+        self.arrival
+            .take()
+            .expect("a request is answered once, by its own handler")
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some(arrival) = self.arrival.take() {
+            let route = self.app.router.route(arrival.path()).map(|m| m.index);
+            let (route, component) = self.app.labels(route);
+            arrival.abandoned(&self.app.metrics, route, component);
+        }
     }
 }
 

@@ -7,9 +7,12 @@
 //! - body size, the waiting room and its wait: [`crate::app`];
 //! - the per-request deadline, memory and tables of an instance:
 //!   [`crate::runtime`];
-//! - what a function may do with wasi-nn: [`crate::nn::guard`].
+//! - what a function may do with wasi-nn: [`crate::nn::wit`]; how large the
+//!   inputs of one inference may be: [`crate::nn::bounds`].
 
 use std::time::Duration;
+
+use crate::nn::BoundDefaults;
 
 const MIB: usize = 1 << 20;
 
@@ -56,14 +59,20 @@ pub struct Limits {
     pub max_resources: usize,
     /// Bytes of one tensor a function passes to a model.
     pub max_tensor_bytes: usize,
-    /// Bytes of all the tensors one instance may create over its request:
-    /// tensors live in host memory, so a function that makes them in a loop
-    /// must not grow the host without bound.
+    /// Bytes of host memory one instance's wasi-nn objects may hold at once
+    /// (tensors with their dimensions, the outputs of its computes, errors,
+    /// contexts): they live in host memory, outside the instance's own
+    /// limit, so a function that hoards them must not grow the host.
     pub max_tensor_bytes_per_instance: usize,
     /// wasi-nn execution contexts one instance may create.
     pub max_execution_contexts: usize,
     /// On SIGTERM/SIGINT, how long in-flight requests have to finish.
     pub shutdown_grace: Duration,
+    /// The largest batch of a model whose `model.toml` sets none.
+    pub max_batch: u64,
+    /// Elements of one input of a model whose `model.toml` bounds neither
+    /// them nor every dimension.
+    pub max_input_elements: u64,
 }
 
 impl Default for Limits {
@@ -87,11 +96,21 @@ impl Default for Limits {
             max_tensor_bytes_per_instance: 256 * MIB,
             max_execution_contexts: 64,
             shutdown_grace: Duration::from_secs(10),
+            max_batch: BoundDefaults::default().max_batch,
+            max_input_elements: BoundDefaults::default().max_input_elements,
         }
     }
 }
 
 impl Limits {
+    /// The server's input bounds, for models that set none of their own.
+    pub fn input_bounds(&self) -> BoundDefaults {
+        BoundDefaults {
+            max_batch: self.max_batch,
+            max_input_elements: self.max_input_elements,
+        }
+    }
+
     /// Checks that the limits fit together.
     pub fn check(&self) -> Result<(), String> {
         let positive = [
@@ -105,6 +124,9 @@ impl Limits {
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be at least 1"));
+        }
+        if self.max_batch == 0 || self.max_input_elements == 0 {
+            return Err("max_batch and max_input_elements must be at least 1".into());
         }
         if self.max_running > self.max_instances as usize {
             return Err(format!(

@@ -176,7 +176,8 @@ struct LimitArgs {
     /// Largest tensor a function may pass to a model [default: 64M].
     #[arg(long, value_parser = units::parse_size)]
     max_tensor_size: Option<usize>,
-    /// Tensor bytes one instance may create in all [default: 256M].
+    /// Host memory one instance's wasi-nn objects may hold at once: tensors
+    /// with their dimensions, outputs, errors [default: 256M].
     #[arg(long, value_parser = units::parse_size)]
     max_tensor_bytes_per_instance: Option<usize>,
     /// wasi-nn execution contexts one instance may create [default: 64].
@@ -185,6 +186,14 @@ struct LimitArgs {
     /// On SIGTERM or Ctrl-C, how long in-flight requests have to finish [default: 10s].
     #[arg(long, value_parser = units::parse_duration)]
     shutdown_grace: Option<Duration>,
+    /// The largest batch (first dimension) of a model input, for models whose
+    /// model.toml sets no [limits] max_batch [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_batch: Option<u64>,
+    /// Elements of one model input, for models whose model.toml bounds
+    /// neither them nor every dimension [default: 16777216].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_input_elements: Option<u64>,
 }
 
 impl LimitArgs {
@@ -217,6 +226,8 @@ impl LimitArgs {
             self.max_execution_contexts,
         );
         set(&mut limits.shutdown_grace, self.shutdown_grace);
+        set(&mut limits.max_batch, self.max_batch);
+        set(&mut limits.max_input_elements, self.max_input_elements);
     }
 }
 

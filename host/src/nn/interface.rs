@@ -68,6 +68,38 @@ pub struct ModelInterface {
 }
 
 impl ModelInterface {
+    /// The interface with the dimensions `model.toml` pins where the model
+    /// leaves them dynamic: what requests must send, and get back.
+    pub fn with_pins(&self, inputs: &[TensorSpec], outputs: &[TensorSpec]) -> ModelInterface {
+        let pin = |tensors: &[TensorInfo], specs: &[TensorSpec]| -> Vec<TensorInfo> {
+            tensors
+                .iter()
+                .map(|info| {
+                    let spec = specs.iter().find(|s| s.name == info.name);
+                    let shape = match (&info.shape, spec) {
+                        (Some(model), Some(spec)) if model.len() == spec.shape.len() => Some(
+                            model
+                                .iter()
+                                .zip(&spec.shape)
+                                .map(|(&m, &pin)| if m >= 0 { m } else { pin })
+                                .collect(),
+                        ),
+                        (None, Some(spec)) => Some(spec.shape.clone()),
+                        (shape, _) => shape.clone(),
+                    };
+                    TensorInfo {
+                        shape,
+                        ..info.clone()
+                    }
+                })
+                .collect()
+        };
+        ModelInterface {
+            inputs: pin(&self.inputs, inputs),
+            outputs: pin(&self.outputs, outputs),
+        }
+    }
+
     /// Checks what `model.toml` declares against the model. `model.toml` may
     /// pin a dimension the model leaves dynamic (what the function sends), but
     /// not leave dynamic or change one the model fixes.
@@ -129,6 +161,7 @@ mod tests {
             name: name.into(),
             ty: ElementType::F32,
             shape: shape.to_vec(),
+            max_shape: None,
         }
     }
 

@@ -1,11 +1,14 @@
 //! wasi-nn for functions: the model repository, loaded once at start-up and
 //! shared by every request, and the backends that run the models.
 //!
-//! - [`model_config`] reads `models/<name>/model.toml`.
-//! - [`backend`] glues backends to `wasmtime-wasi-nn`; [`interface`] is what a
-//!   model says its inputs and outputs are.
-//! - [`onnxruntime`], [`openvino`] and [`tract`], one file per backend, are where a
-//!   tensor meets a backend.
+//! - [`model_config`] reads `models/<name>/model.toml`; [`interface`] is what a
+//!   model says its inputs and outputs are; [`bounds`] how large a request's
+//!   inputs may be.
+//! - [`runner`] is what a loaded model is to the host; [`backend`] loads a
+//!   model on a backend: [`onnxruntime`], [`openvino`] and [`tract`], one file
+//!   per backend, are where a tensor meets a backend.
+//! - [`threads`] runs functions' inferences on threads of their own, which
+//!   [`cancel`] stops when no one waits for them any more.
 //! - [`ModelRegistry`] loads the models and picks their backends; [`ComponentModels`]
 //!   is the subset one component may load.
 //! - [`wit`] is wasi-nn as functions call it, within the limits of an instance;
@@ -13,13 +16,17 @@
 //!   (`wasi-infer:models/metadata`).
 
 pub mod backend;
+pub mod bounds;
+pub mod cancel;
 pub mod interface;
 pub mod metadata;
 pub mod model_config;
 pub mod onnxruntime;
 pub mod openvino;
 mod pool;
+pub mod runner;
 pub mod tensor;
+pub mod threads;
 pub mod tract;
 pub mod wit;
 
@@ -29,13 +36,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::histogram::Histogram;
-use wasmtime_wasi_nn::Graph;
-use wasmtime_wasi_nn::backend::NamedTensor;
+use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
 use crate::metrics::Metrics;
-pub use backend::{BackendKind, Runner};
+pub use backend::BackendKind;
+pub use bounds::{BoundDefaults, InputBounds};
+use cancel::Cancel;
 pub use interface::ModelInterface;
 use model_config::{BackendChoice, ModelConfig};
+pub use runner::Runner;
+use threads::InferenceThreads;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -70,7 +80,6 @@ pub struct LoadedModel {
     pub backend: BackendKind,
     pub load_time: Duration,
     runner: Arc<dyn Runner>,
-    graph: Graph,
 }
 
 impl LoadedModel {
@@ -86,7 +95,6 @@ impl LoadedModel {
             config,
             backend,
             load_time: started.elapsed(),
-            graph: backend::graph(runner.clone()),
             runner,
         })
     }
@@ -96,12 +104,16 @@ impl LoadedModel {
         self.runner.interface()
     }
 
-    /// Runs the model in-process (benchmarks, tools); functions go through wasi-nn.
-    pub fn run(
-        &self,
-        inputs: Vec<NamedTensor>,
-    ) -> Result<Vec<NamedTensor>, wasmtime_wasi_nn::backend::BackendError> {
-        self.runner.run(inputs)
+    /// Runs the model in-process, blocking the calling thread (benchmarks,
+    /// tools): without the input bounds or a deadline, which guard what
+    /// functions send through wasi-nn.
+    pub fn run(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, BackendError> {
+        self.runner.run(inputs, &Cancel::new())
+    }
+
+    /// How large the inputs of a request may be, with the server's `defaults`.
+    pub fn bounds(&self, defaults: BoundDefaults) -> InputBounds {
+        InputBounds::new(&self.name, self.interface(), &self.config, defaults)
     }
 }
 
@@ -169,30 +181,44 @@ impl ModelRegistry {
         self.models.values()
     }
 
-    /// The models a component may load by name, recording their compute
+    /// The models a component may load by name, held to the input bounds
+    /// `defaults` completes, run on `threads`, and recording their compute
     /// times in `metrics`. Unknown names are the caller's to reject (the
     /// manifest check does).
-    pub fn for_component(&self, allowed: &[String], metrics: &Metrics) -> ComponentModels {
+    pub fn for_component(
+        &self,
+        allowed: &[String],
+        defaults: BoundDefaults,
+        threads: &Arc<InferenceThreads>,
+        metrics: &Metrics,
+    ) -> ComponentModels {
         let mut names: Vec<&String> = allowed.iter().collect();
         names.sort_unstable();
         names.dedup();
-        ComponentModels(
-            names
-                .into_iter()
-                .filter_map(|name| {
-                    let model = self.models.get(name)?;
-                    Some(Arc::new(ServedModel {
-                        name: name.clone(),
-                        version: model.config.version.clone(),
-                        description: model.config.description.clone(),
-                        backend: model.backend,
-                        interface: model.interface().clone(),
-                        graph: model.graph.clone(),
-                        compute_seconds: metrics.compute(name, &model.backend.to_string()),
-                    }))
-                })
-                .collect(),
-        )
+        let models = names
+            .into_iter()
+            .filter_map(|name| {
+                let model = self.models.get(name)?;
+                let bounds = model.bounds(defaults);
+                let interface = model
+                    .interface()
+                    .with_pins(&model.config.inputs, &model.config.outputs);
+                Some(Arc::new(ServedModel {
+                    name: name.clone(),
+                    version: model.config.version.clone(),
+                    description: model.config.description.clone(),
+                    backend: model.backend,
+                    interface,
+                    bounds,
+                    runner: model.runner.clone(),
+                    compute_seconds: metrics.compute(name, &model.backend.to_string()),
+                }))
+            })
+            .collect();
+        ComponentModels {
+            models,
+            threads: threads.clone(),
+        }
     }
 }
 
@@ -331,7 +357,7 @@ fn time_inference(runner: &dyn Runner, inputs: &[NamedTensor]) -> Result<Duratio
     for run in 0..=RUNS {
         let started = Instant::now();
         runner
-            .run(tensor::copy_named(inputs))
+            .run(tensor::copy_named(inputs), &Cancel::new())
             .map_err(|e| e.to_string())?;
         if run > 0 {
             best = best.min(started.elapsed());
@@ -340,29 +366,52 @@ fn time_inference(runner: &dyn Runner, inputs: &[NamedTensor]) -> Result<Duratio
     Ok(best)
 }
 
-/// A loaded model as functions see it: its graph, what it says it is, and
-/// where its compute times go.
+/// A loaded model as functions see it: what it says it is, how large its
+/// inputs may be, what runs it and where its compute times go.
 pub struct ServedModel {
     pub name: String,
     pub version: String,
     pub description: Option<String>,
     pub backend: BackendKind,
+    /// Its inputs and outputs, with the input dimensions `model.toml` pins.
     pub interface: ModelInterface,
-    pub graph: Graph,
+    pub bounds: InputBounds,
+    runner: Arc<dyn Runner>,
     pub compute_seconds: Histogram,
 }
 
 /// The models one component may load by name: only those in its
-/// `ai_models`, in name order. Shared by all of the component's instances.
-#[derive(Clone, Default)]
-pub struct ComponentModels(Arc<[Arc<ServedModel>]>);
+/// `ai_models`, in name order, and the threads that run them. Shared by all
+/// of the component's instances.
+#[derive(Clone)]
+pub struct ComponentModels {
+    models: Arc<[Arc<ServedModel>]>,
+    threads: Arc<InferenceThreads>,
+}
 
 impl ComponentModels {
     pub fn get(&self, name: &str) -> Option<&Arc<ServedModel>> {
-        self.0.iter().find(|model| model.name == name)
+        self.models.iter().find(|model| model.name == name)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<ServedModel>> {
-        self.0.iter()
+        self.models.iter()
+    }
+
+    /// Runs one inference of `model` on an inference thread, within its
+    /// input bounds; `stop` (or dropping the future) cancels it.
+    pub async fn run(
+        &self,
+        model: &ServedModel,
+        inputs: Vec<NamedTensor>,
+        stop: &Cancel,
+    ) -> Result<Vec<NamedTensor>, BackendError> {
+        model.bounds.check(&inputs)?;
+        let started = Instant::now();
+        let outcome = self.threads.run(model.runner.clone(), inputs, stop).await;
+        model
+            .compute_seconds
+            .observe(started.elapsed().as_secs_f64());
+        outcome
     }
 }

@@ -36,6 +36,24 @@ pub struct ModelConfig {
     /// Settings for the OpenVINO backend.
     #[serde(default)]
     pub openvino: OpenVinoSettings,
+    /// Bounds on the inputs of one inference (see [`super::bounds`]).
+    #[serde(default)]
+    pub limits: InputLimits,
+}
+
+/// `[limits]`: how large one inference's inputs may be. Work and memory grow
+/// with the dynamic dimensions a request chooses (an attention layer with the
+/// square of the sequence length), so these are checked before a model runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputLimits {
+    /// The largest batch (a dynamic first dimension); default: the server's
+    /// `--max-batch`.
+    pub max_batch: Option<u64>,
+    /// Elements of one input tensor; default: the batch bound times the
+    /// other dimensions when they are all fixed, else the server's
+    /// `--max-input-elements`.
+    pub max_elements: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -182,6 +200,10 @@ pub struct TensorSpec {
     pub ty: ElementType,
     /// Dimensions; `-1` marks a dynamic one.
     pub shape: Vec<i64>,
+    /// The largest each dimension may be in a request (inputs only), `-1`
+    /// for no bound of its own; e.g. `[64, 512]` for batch and sequence.
+    #[serde(default)]
+    pub max_shape: Option<Vec<i64>>,
 }
 
 impl TensorSpec {
@@ -263,6 +285,31 @@ impl ModelConfig {
                     t.name
                 ));
             }
+        }
+        for t in &self.outputs {
+            if t.max_shape.is_some() {
+                return Err(format!("output {:?}: max_shape bounds inputs only", t.name));
+            }
+        }
+        for t in &self.inputs {
+            let Some(max) = &t.max_shape else { continue };
+            if max.len() != t.shape.len() {
+                return Err(format!(
+                    "input {:?}: max_shape has {} dimensions, shape has {}",
+                    t.name,
+                    max.len(),
+                    t.shape.len()
+                ));
+            }
+            if max.iter().any(|&d| d == 0 || d < -1) {
+                return Err(format!(
+                    "input {:?}: max_shape dimensions must be positive, or -1 for no bound",
+                    t.name
+                ));
+            }
+        }
+        if self.limits.max_batch == Some(0) || self.limits.max_elements == Some(0) {
+            return Err("[limits] max_batch and max_elements must be at least 1".into());
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! otherwise run bf16 and move logits by up to ~0.3 from the other backends.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use openvino::{
     CompiledModel, Core, DeviceType, ElementType as OvType, InferRequest, Model, RwPropertyKey,
@@ -17,10 +17,12 @@ use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 use wasmtime_wasi_nn::wit::TensorType;
 
-use super::backend::{Runner, order_inputs, run_blocking};
+use super::bounds::large_input_elements;
+use super::cancel::Cancel;
 use super::interface::{DataType, ModelInterface, TensorInfo};
 use super::model_config::{ModelConfig, ModelFormat};
 use super::pool::Pool;
+use super::runner::{Runner, order_inputs};
 use super::tensor::{ElementType, invalid, tensor_from_values};
 
 /// Where `host/scripts/fetch-openvino.sh` installs the library.
@@ -47,7 +49,7 @@ pub fn library() -> Result<&'static Path, String> {
 /// `OPENVINO_INSTALL_DIR`, `INTEL_OPENVINO_DIR`, `LD_LIBRARY_PATH` and the
 /// system's locations (the `openvino` crate's finder), then `.deps/openvino`.
 fn locate() -> Result<PathBuf, String> {
-    if let Some(found) = super::backend::library_from_env("OPENVINO_DYLIB_PATH") {
+    if let Some(found) = super::runner::library_from_env("OPENVINO_DYLIB_PATH") {
         return found;
     }
     if let Some(path) = openvino_sys::library::find() {
@@ -63,11 +65,22 @@ fn locate() -> Result<PathBuf, String> {
     )
 }
 
+/// How often a running inference looks whether it is still wanted.
+const CANCEL_CHECK_MS: i64 = 10;
+
+/// Compiled kernels the CPU plugin keeps per model, one per input shape seen
+/// (OpenVINO's default keeps 5000): enough for the shapes of ordinary
+/// traffic, and a bound on what many shapes of dynamic inputs can pin.
+const RUNTIME_CACHE_CAPACITY: &str = "64";
+
 pub struct OpenVinoModel {
     requests: Pool<InferRequest>,
     interface: ModelInterface,
+    /// Inputs of more elements than this make a large request: its infer
+    /// request, which keeps buffers sized for it, is replaced afterwards.
+    large_above: Option<u64>,
     // The compiled model and its core outlive the requests made from them.
-    _compiled: Mutex<CompiledModel>,
+    _compiled: Arc<Mutex<CompiledModel>>,
     _core: Mutex<Core>,
 }
 
@@ -113,8 +126,13 @@ impl OpenVinoModel {
         if let Some(threads) = settings.threads {
             properties.push((RwPropertyKey::InferenceNumThreads, threads.to_string()));
         }
+        let cpu_only = [(
+            RwPropertyKey::Other("CPU_RUNTIME_CACHE_CAPACITY".into()),
+            RUNTIME_CACHE_CAPACITY.to_string(),
+        )];
         for target in hardware_devices(device) {
-            for (key, value) in &properties {
+            let extra = if target == "CPU" { &cpu_only[..] } else { &[] };
+            for (key, value) in properties.iter().chain(extra) {
                 core.set_property(&DeviceType::from(target), key, value)
                     .map_err(ov(&format!(
                         "device {target} does not take {}={value}",
@@ -130,11 +148,25 @@ impl OpenVinoModel {
             .collect::<Result<Vec<_>, _>>()
             .map_err(ov("cannot create an infer request"))?;
         tracing::debug!(model = name, device, streams, "OpenVINO model compiled");
+        let compiled = Arc::new(Mutex::new(compiled));
+        // A request lost (panicked, or replaced after a large input) is made anew.
+        let rebuild = {
+            let compiled = compiled.clone();
+            Box::new(move || {
+                let mut compiled = compiled
+                    .lock()
+                    .map_err(|_| "the compiled model is poisoned")?;
+                compiled
+                    .create_infer_request()
+                    .map_err(|e| format!("cannot create an infer request: {e}"))
+            })
+        };
 
         Ok(Self {
-            requests: Pool::new(requests)?,
+            requests: Pool::new(requests)?.with_rebuild(rebuild),
             interface,
-            _compiled: Mutex::new(compiled),
+            large_above: large_input_elements(config),
+            _compiled: compiled,
             _core: Mutex::new(core),
         })
     }
@@ -145,9 +177,20 @@ impl Runner for OpenVinoModel {
         &self.interface
     }
 
-    fn run(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, BackendError> {
+    /// Runs asynchronously on a free infer request, so that `cancel` can
+    /// stop it while it computes.
+    fn run(
+        &self,
+        inputs: Vec<NamedTensor>,
+        cancel: &Cancel,
+    ) -> Result<Vec<NamedTensor>, BackendError> {
         let inputs = order_inputs(&self.interface, inputs)?;
         let fail = |e: openvino::InferenceError| invalid(format!("OpenVINO: {e}"));
+        let elements: u64 = inputs
+            .iter()
+            .map(|t| t.dims.iter().map(|&d| d as u64).product::<u64>())
+            .sum();
+        let large = self.large_above.is_some_and(|above| elements > above);
         let tensors = inputs
             .iter()
             .map(|input| {
@@ -165,27 +208,78 @@ impl Runner for OpenVinoModel {
                 Ok((input.name.as_str(), tensor))
             })
             .collect::<Result<Vec<_>, BackendError>>()?;
-        run_blocking(|| {
-            let mut request = self.requests.get()?;
-            for (name, tensor) in &tensors {
-                request.set_tensor(name, tensor).map_err(fail)?;
-            }
-            request.infer().map_err(fail)?;
-            self.interface
-                .outputs
-                .iter()
-                .enumerate()
-                .map(|(i, info)| {
-                    let tensor = request.get_output_tensor_by_index(i).map_err(fail)?;
-                    Ok(NamedTensor {
-                        name: info.name.clone(),
-                        tensor: from_tensor(&info.name, &tensor)?,
-                    })
+        let mut request = self.requests.get(cancel)?;
+        for (name, tensor) in &tensors {
+            request.set_tensor(name, tensor).map_err(fail)?;
+        }
+        request.infer_async().map_err(fail)?;
+        if let Err(error) = wait_or_cancel(&mut request, cancel) {
+            // Its state after an error or a cancel is not worth trusting.
+            request.retire();
+            return Err(error);
+        }
+        let outputs = self
+            .interface
+            .outputs
+            .iter()
+            .enumerate()
+            .map(|(i, info)| {
+                let tensor = request.get_output_tensor_by_index(i).map_err(fail)?;
+                Ok(NamedTensor {
+                    name: info.name.clone(),
+                    tensor: from_tensor(&info.name, &tensor)?,
                 })
-                .collect()
-        })
+            })
+            .collect();
+        if large {
+            // Its buffers were sized for this request: let a new one start small.
+            request.retire();
+        }
+        outputs
     }
 }
+
+/// Waits for a started inference, cancelling it if `cancel` fires (the CPU
+/// plugin stops between nodes). OpenVINO's C API waits with a timeout and
+/// answers `RESULT_NOT_READY` when the inference still runs; older releases
+/// answer OK either way, and there asking for an output tells: it is
+/// `REQUEST_BUSY` while the inference runs. The final wait returns the
+/// inference's own error, if it failed.
+fn wait_or_cancel(request: &mut InferRequest, cancel: &Cancel) -> Result<(), BackendError> {
+    use openvino::InferenceErrorKind as Kind;
+    let fail = |e: openvino::InferenceError| invalid(format!("OpenVINO: {e}"));
+    let mut cancelled = false;
+    loop {
+        if !cancelled && cancel.is_cancelled() {
+            cancelled = true;
+            let _ = request.cancel();
+        }
+        let waited = request.wait(CANCEL_CHECK_MS);
+        let running = match &waited {
+            Err(e) => e.kind == Kind::ResultNotReady,
+            Ok(()) => matches!(
+                request.get_output_tensor_by_index(0),
+                Err(e) if e.kind == Kind::RequestBusy
+            ),
+        };
+        if running {
+            continue;
+        }
+        let done = match waited {
+            // Finished (or failed) just now: its future has the outcome.
+            Ok(()) => request.wait(FINISHING_MS),
+            failed => failed,
+        };
+        return match done {
+            Ok(()) if !cancelled => Ok(()),
+            Err(e) if !cancelled && e.kind != Kind::InferCancelled => Err(fail(e)),
+            _ => Err(invalid("OpenVINO: the inference was cancelled")),
+        };
+    }
+}
+
+/// How long a finished inference may take to hand over its outcome.
+const FINISHING_MS: i64 = 60_000;
 
 /// OpenVINO's CPU plugin computes i64 tensors as i32 and would wrap larger
 /// values silently: refuse them instead.

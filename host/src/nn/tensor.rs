@@ -122,6 +122,16 @@ pub fn invalid_input(message: impl fmt::Display) -> BackendError {
     BackendError::BackendAccess(wasmtime::Error::new(InvalidInput(message.to_string())))
 }
 
+/// A guest's input past a bound of the model's (see [`super::bounds`]):
+/// wasi-nn's `too-large`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TooLargeInput(pub String);
+
+pub fn too_large_input(message: impl fmt::Display) -> BackendError {
+    BackendError::BackendAccess(wasmtime::Error::new(TooLargeInput(message.to_string())))
+}
+
 /// Checks that a guest tensor's data has exactly as many bytes as its
 /// dimensions and type say, and returns its dimensions as `usize`.
 pub fn checked_shape(name: &str, tensor: &Tensor) -> Result<Vec<usize>, BackendError> {

@@ -3,11 +3,16 @@
 //! tract is several times faster on concrete shapes than on symbolic ones, so
 //! a model is optimised per set of input shapes: once at load when `model.toml`
 //! fixes every dimension, else on the first request of each shape, keeping the
-//! last few plans (a variable batch or sequence length).
+//! last few plans (a variable batch or sequence length). Requests that need
+//! the same new plan at once wait for one optimisation, not one each.
+//!
+//! An inference checks between nodes whether it is still wanted, and stops
+//! when it is not; an optimisation cannot be stopped, but its cost is bounded
+//! by the input bounds (see [`super::bounds`]) and its plan serves later requests.
 
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tract_onnx::pb;
 use tract_onnx::prelude::{
@@ -17,9 +22,10 @@ use tract_onnx::prelude::{
 use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
-use super::backend::{Runner, input_names, order_inputs, run_blocking};
+use super::cancel::Cancel;
 use super::interface::{DataType, ModelInterface, TensorInfo};
 use super::model_config::ModelConfig;
+use super::runner::{Runner, input_names, order_inputs};
 use super::tensor::{
     ElementType, invalid, tensor_from_values, values_from_bytes, with_element_type_but_bf16,
 };
@@ -29,12 +35,16 @@ const MAX_PLANS: usize = 8;
 
 type Shapes = Vec<Vec<usize>>;
 
+/// A plan for one set of input shapes, made once by whoever needs it first.
+type PlanCell = Arc<OnceLock<Result<Arc<TypedSimplePlan>, String>>>;
+
 pub struct TractModel {
     interface: ModelInterface,
     input_names: Vec<String>,
     /// The parsed model with its input types set, to optimise for new shapes.
     model: InferenceModel,
-    plans: Mutex<VecDeque<(Shapes, Arc<TypedSimplePlan>)>>,
+    /// The most recently used last.
+    plans: Mutex<VecDeque<(Shapes, PlanCell)>>,
 }
 
 impl TractModel {
@@ -105,9 +115,31 @@ impl TractModel {
 
     /// The plan optimised for these input shapes, made on first use.
     fn plan(&self, shapes: &Shapes) -> Result<Arc<TypedSimplePlan>, String> {
-        if let Some(plan) = self.cached(shapes) {
-            return Ok(plan);
-        }
+        let cell = {
+            let mut plans = self.plans.lock().map_err(|_| "plan cache poisoned")?;
+            match plans.iter().position(|(s, _)| s == shapes) {
+                Some(i) => {
+                    let entry = plans.remove(i).ok_or("plan cache changed")?;
+                    let cell = entry.1.clone();
+                    plans.push_back(entry);
+                    cell
+                }
+                None => {
+                    if plans.len() == MAX_PLANS {
+                        plans.pop_front();
+                    }
+                    let cell = PlanCell::default();
+                    plans.push_back((shapes.clone(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        // Outside the cache's lock: other shapes go on meanwhile, and the
+        // same shape waits for this one optimisation.
+        cell.get_or_init(|| self.optimise(shapes)).clone()
+    }
+
+    fn optimise(&self, shapes: &Shapes) -> Result<Arc<TypedSimplePlan>, String> {
         let mut model = self.model.clone();
         for (i, shape) in shapes.iter().enumerate() {
             let fact = model
@@ -119,26 +151,10 @@ impl TractModel {
                 .set_input_fact(i, fact)
                 .map_err(|e| format!("{e:#}"))?;
         }
-        let plan = model
+        model
             .into_optimized()
             .and_then(|m| m.into_runnable())
-            .map_err(|e| format!("cannot optimise for input shapes {shapes:?}: {e:#}"))?;
-        let mut plans = self.plans.lock().map_err(|_| "plan cache poisoned")?;
-        if plans.len() == MAX_PLANS {
-            plans.pop_front();
-        }
-        plans.push_back((shapes.clone(), plan.clone()));
-        Ok(plan)
-    }
-
-    fn cached(&self, shapes: &Shapes) -> Option<Arc<TypedSimplePlan>> {
-        let mut plans = self.plans.lock().ok()?;
-        let i = plans.iter().position(|(s, _)| s == shapes)?;
-        // Most recently used last, so the oldest is evicted first.
-        let entry = plans.remove(i)?;
-        let plan = entry.1.clone();
-        plans.push_back(entry);
-        Some(plan)
+            .map_err(|e| format!("cannot optimise for input shapes {shapes:?}: {e:#}"))
     }
 }
 
@@ -147,29 +163,40 @@ impl Runner for TractModel {
         &self.interface
     }
 
-    fn run(&self, inputs: Vec<NamedTensor>) -> Result<Vec<NamedTensor>, BackendError> {
+    fn run(
+        &self,
+        inputs: Vec<NamedTensor>,
+        cancel: &Cancel,
+    ) -> Result<Vec<NamedTensor>, BackendError> {
         let inputs = order_inputs(&self.interface, inputs)?;
         let shapes: Shapes = inputs.iter().map(|t| t.dims.clone()).collect();
         let values = inputs
             .iter()
             .map(|t| to_value(&t.name, &t.tensor, &t.dims))
             .collect::<Result<Vec<_>, _>>()?;
-        run_blocking(|| {
-            let plan = self.plan(&shapes).map_err(invalid)?;
-            let outputs = plan
-                .run(values.into_iter().collect())
-                .map_err(|e| invalid(format!("tract: {e:#}")))?;
-            outputs
-                .iter()
-                .zip(&self.interface.outputs)
-                .map(|(value, info)| {
-                    Ok(NamedTensor {
-                        name: info.name.clone(),
-                        tensor: from_value(&info.name, value)?,
-                    })
+        let plan = self.plan(&shapes).map_err(invalid)?;
+        let mut state = plan.spawn().map_err(|e| invalid(format!("tract: {e:#}")))?;
+        let outputs = state
+            .run_plan_with_eval(
+                values.into_iter().collect(),
+                |session, op_state, node, input| {
+                    if cancel.is_cancelled() {
+                        return Err(anyhow::anyhow!("the inference was cancelled"));
+                    }
+                    tract_onnx::tract_core::plan::eval(session, op_state, node, input)
+                },
+            )
+            .map_err(|e| invalid(format!("tract: {e:#}")))?;
+        outputs
+            .iter()
+            .zip(&self.interface.outputs)
+            .map(|(value, info)| {
+                Ok(NamedTensor {
+                    name: info.name.clone(),
+                    tensor: from_value(&info.name, value)?,
                 })
-                .collect()
-        })
+            })
+            .collect()
     }
 }
 

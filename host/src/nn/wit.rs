@@ -3,23 +3,30 @@
 //!
 //! A function loads a model by name, from its `ai_models` only; loading a
 //! graph from bytes is refused (models are loaded once, by the host, from the
-//! model repository). It may create a bounded number of execution contexts
-//! and tensors of a bounded size, and all its tensors together are bounded
-//! too: they live in host memory, outside the instance's own memory limit.
-//! Every refusal is a wasi-nn error carrying the host's whole message, except
-//! the tensor budget: a tensor constructor cannot fail, so going past it
-//! traps the instance.
+//! model repository). It may create a bounded number of execution contexts.
+//!
+//! Everything a function makes here lives in host memory, outside its own
+//! memory limit, so all of it is charged to the instance's budget
+//! (`--max-tensor-bytes-per-instance`) while it exists: tensors with their
+//! data and dimensions, the outputs a compute returns, error messages, graphs
+//! and contexts. Ranks and names are capped, since their lists are copied
+//! before they can be looked at. Going past the budget traps the instance
+//! (an allocation cannot fail in wasi-nn) with a message naming the limit;
+//! every other refusal is a wasi-nn error carrying the host's whole message.
+//!
+//! `compute` waits for its inference on an inference thread without blocking
+//! (see [`super::threads`]): while it waits, the instance's deadline and its
+//! client can stop it, and stopping it cancels the inference.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor as BackendTensor};
 
-use super::tensor::InvalidInput;
+use super::cancel::Cancel;
+use super::tensor::{InvalidInput, TooLargeInput};
 use super::{ComponentModels, ServedModel};
-use crate::runtime::state::{Failure, InstanceReport};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -31,7 +38,10 @@ mod generated {
             "wasi:nn/inference.graph-execution-context": super::ExecutionContext,
             "wasi:nn/errors.error": super::NnError,
         },
-        imports: { default: trappable },
+        imports: {
+            "wasi:nn/inference.[method]graph-execution-context.compute": async | trappable,
+            default: trappable,
+        },
         trappable_error_type: {
             "wasi:nn/errors.error" => super::NnError,
         },
@@ -43,13 +53,23 @@ use generated::wasi::nn::graph::{ExecutionTarget, GraphBuilder, GraphEncoding};
 use generated::wasi::nn::tensor::{TensorData, TensorDimensions, TensorType};
 use generated::wasi::nn::{errors, graph, inference, tensor};
 
+/// Dimensions a tensor may have: more than any model takes, few enough that
+/// a dimensions list cannot be a way to hold memory.
+pub const MAX_RANK: usize = 16;
+
+/// Bytes of a name (a model's, an input's) a function may pass.
+pub const MAX_NAME_BYTES: usize = 512;
+
+/// What the host keeps for each object besides its data (the table entry,
+/// the allocation): charged so that a flood of empty objects is counted too.
+const OBJECT_BYTES: usize = 128;
+
 /// A graph as a function holds it: the model it was loaded from goes with it,
 /// to its execution contexts.
 pub struct Graph(Arc<ServedModel>);
 
-/// An execution context, and the model whose compute times it records.
+/// An execution context: the model it runs.
 pub struct ExecutionContext {
-    context: wasmtime_wasi_nn::ExecutionContext,
     model: Arc<ServedModel>,
 }
 
@@ -58,7 +78,7 @@ pub struct ExecutionContext {
 pub struct NnLimits {
     /// Bytes of one input tensor.
     pub max_tensor_bytes: usize,
-    /// Bytes of all the tensors the instance creates.
+    /// Bytes of host memory the instance's wasi-nn objects may hold at once.
     pub max_tensor_bytes_per_instance: usize,
     /// Execution contexts the instance creates.
     pub max_execution_contexts: usize,
@@ -69,23 +89,58 @@ pub struct InstanceNn {
     models: ComponentModels,
     limits: NnLimits,
     contexts: usize,
-    tensor_bytes: usize,
-    report: Arc<InstanceReport>,
+    /// Bytes its wasi-nn objects hold now (see the module's documentation).
+    held_bytes: usize,
+    /// Fired when the instance is stopped: its inferences are cancelled.
+    stop: Cancel,
 }
 
 impl InstanceNn {
-    pub fn new(models: ComponentModels, limits: NnLimits, report: Arc<InstanceReport>) -> Self {
+    pub fn new(models: ComponentModels, limits: NnLimits, stop: Cancel) -> Self {
         Self {
             models,
             limits,
             contexts: 0,
-            tensor_bytes: 0,
-            report,
+            held_bytes: 0,
+            stop,
         }
     }
 
     pub fn models(&self) -> &ComponentModels {
         &self.models
+    }
+
+    /// Charges `bytes` to the instance's budget, or traps it.
+    fn charge(&mut self, bytes: usize) -> wasmtime::Result<()> {
+        let limit = self.limits.max_tensor_bytes_per_instance;
+        match self.held_bytes.checked_add(bytes) {
+            Some(held) if held <= limit => {
+                self.held_bytes = held;
+                Ok(())
+            }
+            _ => Err(TensorBudgetExceeded { limit }.into()),
+        }
+    }
+
+    fn refund(&mut self, bytes: usize) {
+        self.held_bytes = self.held_bytes.saturating_sub(bytes);
+    }
+}
+
+/// The host memory a tensor holds.
+fn tensor_bytes(tensor: &Tensor) -> usize {
+    OBJECT_BYTES + tensor.data.len() + tensor.dimensions.len() * size_of::<u32>()
+}
+
+fn error_bytes(error: &NnError) -> usize {
+    OBJECT_BYTES + error.message.len()
+}
+
+/// A name as a message shows it: at most 64 characters of it.
+fn shown(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        Some((end, _)) => format!("{:?}...", &name[..end]),
+        None => format!("{name:?}"),
     }
 }
 
@@ -111,6 +166,9 @@ impl NnError {
             BackendError::BackendAccess(inner) if inner.is::<InvalidInput>() => {
                 Self::new(ErrorCode::InvalidArgument, inner.to_string())
             }
+            BackendError::BackendAccess(inner) if inner.is::<TooLargeInput>() => {
+                Self::new(ErrorCode::TooLarge, inner.to_string())
+            }
             BackendError::BackendAccess(inner) => {
                 Self::new(ErrorCode::RuntimeError, format!("{inner:#}"))
             }
@@ -119,15 +177,26 @@ impl NnError {
     }
 }
 
-/// The tensors of one instance went past their budget.
+/// The wasi-nn objects of one instance went past their budget.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "wasi-nn: the function created more than {limit} bytes of tensors \
-     (--max-tensor-bytes-per-instance)"
+    "wasi-nn: the function holds more than {limit} bytes of tensors and other \
+     wasi-nn objects (--max-tensor-bytes-per-instance)"
 )]
 pub struct TensorBudgetExceeded {
     pub limit: usize,
 }
+
+/// A function passed a tensor of too many dimensions.
+#[derive(Debug, thiserror::Error)]
+#[error("wasi-nn: a tensor may have at most {MAX_RANK} dimensions; the function gave {0}")]
+pub struct RankExceeded(pub usize);
+
+/// The instance was stopped (its deadline, its client gone) while it waited
+/// for an inference.
+#[derive(Debug, thiserror::Error)]
+#[error("wasi-nn: the instance was stopped while its inference ran")]
+pub struct StoppedInCompute;
 
 /// The table and the instance's state, borrowed together.
 pub struct NnView<'a> {
@@ -136,9 +205,25 @@ pub struct NnView<'a> {
 }
 
 impl NnView<'_> {
+    /// The error as the guest's resource, charged while it lives.
     fn fail<T>(&mut self, error: NnError) -> wasmtime::Result<Result<T, Resource<NnError>>> {
+        self.nn.charge(error_bytes(&error))?;
         Ok(Err(self.table.push(error)?))
     }
+}
+
+/// The refusal of a name a function passed, if it is too long.
+fn name_refusal(what: &str, name: &str) -> Option<NnError> {
+    (name.len() > MAX_NAME_BYTES).then(|| {
+        NnError::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "{what} {} has {} bytes; a name may have at most {MAX_NAME_BYTES}",
+                shown(name),
+                name.len()
+            ),
+        )
+    })
 }
 
 struct HasNnView;
@@ -148,7 +233,7 @@ impl HasData for HasNnView {
 }
 
 /// Adds wasi-nn to `linker`; `view` borrows the instance's state.
-pub fn add_to_linker<T: 'static>(
+pub fn add_to_linker<T: Send + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
     view: fn(&mut T) -> NnView<'_>,
 ) -> wasmtime::Result<()> {
@@ -177,11 +262,20 @@ impl graph::Host for NnView<'_> {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Resource<Graph>, Resource<NnError>>> {
-        match self.nn.models.get(&name) {
-            Some(model) => Ok(Ok(self.table.push(Graph(model.clone()))?)),
+        if let Some(error) = name_refusal("model name", &name) {
+            return self.fail(error);
+        }
+        match self.nn.models.get(&name).cloned() {
+            Some(model) => {
+                self.nn.charge(OBJECT_BYTES)?;
+                Ok(Ok(self.table.push(Graph(model))?))
+            }
             None => self.fail(NnError::new(
                 ErrorCode::NotFound,
-                format!("no model named {name:?} in this component's ai_models"),
+                format!(
+                    "no model named {} in this component's ai_models",
+                    shown(&name)
+                ),
             )),
         }
     }
@@ -200,63 +294,79 @@ impl graph::HostGraph for NnView<'_> {
             ));
         }
         let model = self.table.get(&graph)?.0.clone();
-        match model.graph.init_execution_context() {
-            Ok(context) => {
-                self.nn.contexts += 1;
-                Ok(Ok(self.table.push(ExecutionContext { context, model })?))
-            }
-            Err(error) => self.fail(NnError::backend(error)),
-        }
+        self.nn.charge(OBJECT_BYTES)?;
+        self.nn.contexts += 1;
+        Ok(Ok(self.table.push(ExecutionContext { model })?))
     }
 
     fn drop(&mut self, graph: Resource<Graph>) -> wasmtime::Result<()> {
         self.table.delete(graph)?;
+        self.nn.refund(OBJECT_BYTES);
         Ok(())
     }
 }
 
 impl inference::HostGraphExecutionContext for NnView<'_> {
-    fn compute(
+    async fn compute(
         &mut self,
         context: Resource<ExecutionContext>,
         inputs: Vec<(String, Resource<Tensor>)>,
     ) -> wasmtime::Result<Result<Vec<(String, Resource<Tensor>)>, Resource<NnError>>> {
+        // The inputs pass to the model: they are the guest's no more.
         let mut tensors = Vec::with_capacity(inputs.len());
+        let mut input_bytes = 0;
+        let mut refusal = None;
+        let limit = self.nn.limits.max_tensor_bytes;
         for (name, tensor) in inputs {
             let tensor = self.table.delete(tensor)?;
-            let limit = self.nn.limits.max_tensor_bytes;
-            if tensor.data.len() > limit {
-                return self.fail(NnError::new(
-                    ErrorCode::InvalidArgument,
-                    format!(
-                        "input {name:?} has {} bytes; a tensor may have at most {limit}",
-                        tensor.data.len()
-                    ),
-                ));
+            input_bytes += tensor_bytes(&tensor);
+            if refusal.is_none() {
+                refusal = name_refusal("input", &name).or_else(|| {
+                    (tensor.data.len() > limit).then(|| {
+                        NnError::new(
+                            ErrorCode::InvalidArgument,
+                            format!(
+                                "input {} has {} bytes; a tensor may have at most {limit}",
+                                shown(&name),
+                                tensor.data.len()
+                            ),
+                        )
+                    })
+                });
             }
             tensors.push(BackendTensor { name, tensor });
         }
-        let context = self.table.get_mut(&context)?;
-        let started = Instant::now();
-        let computed = context.context.compute_with_io(tensors);
-        context
-            .model
-            .compute_seconds
-            .observe(started.elapsed().as_secs_f64());
-        match computed {
+        let model = self.table.get(&context)?.model.clone();
+        let outcome = match refusal {
+            Some(error) => Err(error),
+            None => self
+                .nn
+                .models
+                .run(&model, tensors, &self.nn.stop)
+                .await
+                .map_err(NnError::backend),
+        };
+        // The inputs are gone with the inference.
+        self.nn.refund(input_bytes);
+        if self.nn.stop.is_cancelled() {
+            return Err(StoppedInCompute.into());
+        }
+        match outcome {
             Ok(outputs) => {
                 let mut named = Vec::with_capacity(outputs.len());
                 for BackendTensor { name, tensor } in outputs {
+                    self.nn.charge(tensor_bytes(&tensor) + name.len())?;
                     named.push((name, self.table.push(tensor)?));
                 }
                 Ok(Ok(named))
             }
-            Err(error) => self.fail(NnError::backend(error)),
+            Err(error) => self.fail(error),
         }
     }
 
     fn drop(&mut self, context: Resource<ExecutionContext>) -> wasmtime::Result<()> {
         self.table.delete(context)?;
+        self.nn.refund(OBJECT_BYTES);
         Ok(())
     }
 }
@@ -268,15 +378,12 @@ impl tensor::HostTensor for NnView<'_> {
         ty: TensorType,
         data: TensorData,
     ) -> wasmtime::Result<Resource<Tensor>> {
-        let limit = self.nn.limits.max_tensor_bytes_per_instance;
-        self.nn.tensor_bytes = self.nn.tensor_bytes.saturating_add(data.len());
-        if self.nn.tensor_bytes > limit {
-            self.nn.report.set_failure(Failure::TensorBudget { limit });
-            return Err(TensorBudgetExceeded { limit }.into());
+        if dimensions.len() > MAX_RANK {
+            return Err(RankExceeded(dimensions.len()).into());
         }
-        Ok(self
-            .table
-            .push(Tensor::new(dimensions, to_backend(ty), data))?)
+        let tensor = Tensor::new(dimensions, to_backend(ty), data);
+        self.nn.charge(tensor_bytes(&tensor))?;
+        Ok(self.table.push(tensor)?)
     }
 
     fn dimensions(&mut self, tensor: Resource<Tensor>) -> wasmtime::Result<TensorDimensions> {
@@ -292,7 +399,8 @@ impl tensor::HostTensor for NnView<'_> {
     }
 
     fn drop(&mut self, tensor: Resource<Tensor>) -> wasmtime::Result<()> {
-        self.table.delete(tensor)?;
+        let tensor = self.table.delete(tensor)?;
+        self.nn.refund(tensor_bytes(&tensor));
         Ok(())
     }
 }
@@ -307,7 +415,8 @@ impl errors::HostError for NnView<'_> {
     }
 
     fn drop(&mut self, error: Resource<NnError>) -> wasmtime::Result<()> {
-        self.table.delete(error)?;
+        let error = self.table.delete(error)?;
+        self.nn.refund(error_bytes(&error));
         Ok(())
     }
 }

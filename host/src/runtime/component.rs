@@ -108,13 +108,16 @@ impl ComponentRuntime {
         request: wasmtime_wasi_http::handler::Request,
         running: OwnedSemaphorePermit,
     ) -> Result<wasmtime_wasi_http::handler::Response, FunctionError> {
-        let report = Arc::new(OnceLock::new());
+        let link = Arc::new(RequestLink::default());
         let dispatch = Dispatch {
-            report: report.clone(),
+            link: link.clone(),
             running,
         };
+        // Dropped before it resolves: the client went away (see `RequestLink`).
+        let abandon = AbandonOnDrop(Some(link.clone()));
         let result = self.handler.handle(dispatch, request).await;
-        let report: Option<Arc<InstanceReport>> = report.get().cloned();
+        abandon.disarm();
+        let report: Option<Arc<InstanceReport>> = link.report.get().cloned();
         match result {
             Ok(mut response) => {
                 if let Some(took) = report.as_ref().and_then(|r| r.instantiated_in.get()) {
@@ -195,9 +198,55 @@ impl HandlerState for Instantiator {
 
 /// What a request hands its instance.
 pub struct Dispatch {
-    /// Where the request learns what became of its instance.
-    report: Arc<OnceLock<Arc<InstanceReport>>>,
+    link: Arc<RequestLink>,
     running: OwnedSemaphorePermit,
+}
+
+/// What a request and the instance serving it know of each other: the
+/// request learns what became of its instance; the instance learns that its
+/// client went away (the request's future was dropped: hyper drops it when
+/// the connection closes), and is stopped, with whatever it computes.
+#[derive(Default)]
+struct RequestLink {
+    report: OnceLock<Arc<InstanceReport>>,
+    abandoned: std::sync::atomic::AtomicBool,
+}
+
+impl RequestLink {
+    /// Called by the instance when it takes the request.
+    fn attach(&self, report: Arc<InstanceReport>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let _ = self.report.set(report.clone());
+        // Whichever of attach and abandon comes second stops the instance.
+        if self.abandoned.load(SeqCst) {
+            report.stop_for(Failure::ClientGone);
+        }
+    }
+
+    fn abandon(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.abandoned.store(true, SeqCst);
+        if let Some(report) = self.report.get() {
+            report.stop_for(Failure::ClientGone);
+        }
+    }
+}
+
+/// Abandons a request whose future is dropped before its answer.
+struct AbandonOnDrop(Option<Arc<RequestLink>>);
+
+impl AbandonOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if let Some(link) = self.0.take() {
+            link.abandon();
+        }
+    }
 }
 
 /// An instance serves one request, then is dropped.
@@ -224,13 +273,16 @@ impl WorkerState for OneRequest {
         dispatch: Dispatch,
         _task: wasmtime::component::GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
-        let _ = dispatch.report.set(store.data().report.clone());
+        dispatch.link.attach(store.data().report.clone());
         store.data_mut().running = Some(dispatch.running);
         Box::pin(Expiry::future(self.deadline))
     }
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
         let report = store.data().report.clone();
+        if let Some(failure) = result.as_ref().err().and_then(Failure::of_error) {
+            report.set_failure(failure);
+        }
         // The instance's memory goes back to the pool before anyone is told.
         drop(store);
         let cause = result.err().map(|error| {

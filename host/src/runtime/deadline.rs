@@ -5,9 +5,13 @@
 //!   epoch; a ticker thread advances it every [`TICK`]. At each tick the
 //!   function yields to the async runtime (so a loop cannot starve the other
 //!   requests on its thread) and, once its deadline has passed, traps.
-//! - It waits in a host call (a sleep, a stream that never ends). No wasm runs,
-//!   so no epoch check happens: the worker's expiration, a timer polled from
-//!   outside the instance, drops the instance at the same deadline.
+//! - It waits in a host call (a sleep, a stream that never ends, an
+//!   inference on an inference thread). No wasm runs, so no epoch check
+//!   happens: the worker's expiration, a timer polled from outside the
+//!   instance, drops the instance at the same deadline, and with it the host
+//!   call (an inference is cancelled, see `nn::threads`).
+//!
+//! A client that goes away stops its instance the same two ways.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -47,23 +51,33 @@ pub fn start_epoch_ticker(engine: &Engine) {
 #[error("the function ran past its deadline of {0:?}")]
 pub struct DeadlineExceeded(pub Duration);
 
+/// The host stopped the function for another reason (its client went away).
+#[derive(Debug, thiserror::Error)]
+#[error("the function was stopped")]
+pub struct Stopped;
+
 /// Makes the store's wasm yield at every tick and trap once `deadline` has
 /// passed, recording why for the answer to the client.
 pub fn interrupt_at(store: &mut Store<HostState>, timeout: Duration, deadline: Instant) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |store| {
+        let report = &store.data().report;
         if Instant::now() >= deadline {
-            store.data().report.set_failure(Failure::Deadline);
+            report.stop_for(Failure::Deadline);
             return Err(DeadlineExceeded(timeout).into());
+        }
+        if report.stop.is_cancelled() {
+            return Err(Stopped.into());
         }
         Ok(UpdateDeadline::Yield(1))
     });
 }
 
-/// Expires an instance at its deadline, for a function that waits in a host
-/// call (see the module's documentation).
+/// Expires an instance at its deadline, or when the host stops it, for a
+/// function that waits in a host call (see the module's documentation).
 pub struct Expiry {
     timer: Pin<Box<tokio::time::Sleep>>,
+    stopped: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
     report: Arc<InstanceReport>,
 }
 
@@ -71,6 +85,7 @@ impl Expiry {
     pub fn at(deadline: Instant, report: Arc<InstanceReport>) -> Self {
         Self {
             timer: Box::pin(tokio::time::sleep_until(deadline.into())),
+            stopped: Box::pin(report.stop.clone().cancelled()),
             report,
         }
     }
@@ -89,9 +104,12 @@ impl WorkerExpiration for Expiry {
         _start: Instant,
     ) -> Poll<()> {
         let expired = self.timer.as_mut().poll(cx);
-        if expired.is_ready() && status != WorkerStatus::Idle {
-            self.report.set_failure(Failure::Deadline);
+        if expired.is_ready() {
+            if status != WorkerStatus::Idle {
+                self.report.stop_for(Failure::Deadline);
+            }
+            return Poll::Ready(());
         }
-        expired
+        self.stopped.as_mut().poll(cx)
     }
 }

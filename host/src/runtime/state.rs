@@ -18,8 +18,9 @@ use crate::limits::Limits;
 use crate::manifest::DirMount;
 use crate::metrics::{ComponentMetrics, InFlight};
 use crate::nn::ComponentModels;
+use crate::nn::cancel::Cancel;
 use crate::nn::metadata::MetadataView;
-use crate::nn::wit::{InstanceNn, NnLimits, NnView};
+use crate::nn::wit::{InstanceNn, NnLimits, NnView, RankExceeded, TensorBudgetExceeded};
 use crate::variables::ComponentVariables;
 
 /// The fixed part of a component's environment, shared by its instances.
@@ -45,8 +46,28 @@ pub enum Failure {
     Memory { limit: usize },
     /// It asked for more table elements than an instance may have.
     Table { limit: usize },
-    /// It created more tensor bytes than an instance may.
+    /// Its wasi-nn objects held more bytes than an instance may.
     TensorBudget { limit: usize },
+    /// It gave a tensor more dimensions than wasi-nn allows.
+    TensorRank { rank: usize },
+    /// Its client went away before the answer.
+    ClientGone,
+}
+
+impl Failure {
+    /// The failure a host call's error stands for, if the host stopped the
+    /// instance through one.
+    pub fn of_error(error: &wasmtime::Error) -> Option<Failure> {
+        error.chain().find_map(|cause| {
+            if let Some(e) = cause.downcast_ref::<TensorBudgetExceeded>() {
+                Some(Failure::TensorBudget { limit: e.limit })
+            } else {
+                cause
+                    .downcast_ref::<RankExceeded>()
+                    .map(|e| Failure::TensorRank { rank: e.0 })
+            }
+        })
+    }
 }
 
 /// What an instance tells the request it serves.
@@ -61,6 +82,9 @@ pub struct InstanceReport {
     error: OnceLock<String>,
     ended: AtomicBool,
     ended_notify: tokio::sync::Notify,
+    /// Fired when the host stops the instance ([`InstanceReport::stop_for`]):
+    /// its running inferences are cancelled, and it is dropped.
+    pub stop: Cancel,
 }
 
 impl InstanceReport {
@@ -85,6 +109,13 @@ impl InstanceReport {
     /// Records the first reason the host stopped the instance.
     pub fn set_failure(&self, failure: Failure) {
         let _ = self.failure.set(failure);
+    }
+
+    /// Stops the instance for good (its deadline, its client gone): records
+    /// why, and cancels what it still runs.
+    pub fn stop_for(&self, failure: Failure) {
+        self.set_failure(failure);
+        self.stop.cancel();
     }
 
     pub fn failure(&self) -> Option<Failure> {
@@ -134,7 +165,7 @@ impl HostState {
                 max_tensor_bytes_per_instance: limits.max_tensor_bytes_per_instance,
                 max_execution_contexts: limits.max_execution_contexts,
             },
-            report.clone(),
+            report.stop.clone(),
         );
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_resources);

@@ -46,13 +46,13 @@ pub fn hostile_server(extra: &[&str]) -> Server {
 }
 
 /// Good requests on another route, for as long as the attacks last.
-struct SteadyTraffic {
+pub struct SteadyTraffic {
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<Vec<(u16, String)>>,
 }
 
 impl SteadyTraffic {
-    fn start(base: &str) -> Self {
+    pub fn start(base: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let url = format!("{base}/classify/efficientnet-lite0-int8");
         let thread = std::thread::spawn({
@@ -81,7 +81,7 @@ impl SteadyTraffic {
         Self { stop, thread }
     }
 
-    fn finish(self) -> Vec<(u16, String)> {
+    pub fn finish(self) -> Vec<(u16, String)> {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
     }

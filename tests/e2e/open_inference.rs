@@ -85,12 +85,13 @@ fn server_and_model_metadata_health_and_readiness() {
         json!({"ready": true})
     );
 
-    // The image classifier: a dynamic batch, marked -1.
+    // The image classifier: the ONNX graph's batch is dynamic, and its
+    // model.toml pins it at 1, which is what the server takes.
     let meta = ok_json(&server.get("/v2/models/efficientnet-lite0"));
     assert_eq!(meta["name"], CLASSIFIER, "{meta}");
     assert_eq!(meta["versions"], json!(["1"]), "{meta}");
-    assert_eq!(tensors(&meta["inputs"]), ["input FP32 [-1,3,224,224]"]);
-    assert_eq!(tensors(&meta["outputs"]), ["logits FP32 [-1,1000]"]);
+    assert_eq!(tensors(&meta["inputs"]), ["input FP32 [1,3,224,224]"]);
+    assert_eq!(tensors(&meta["outputs"]), ["logits FP32 [1,1000]"]);
     // `platform` is the backend the server runs the model on, as its log says.
     let platform = meta["platform"].as_str().expect("platform");
     assert!(

@@ -29,6 +29,15 @@
 //!   them (the host traps at its budget: 500).
 //! - `nn-flood-contexts`: creates `?count=` (100000) execution contexts and
 //!   keeps them (422 `{"error", "created"}` at the host's limit).
+//! - `nn-large-shape`: gives the text model `all-minilm-l6-v2` three INT64
+//!   inputs of `?batch=` (512) x `?seq=` (256): 3 MiB that would take
+//!   gigabytes to run (422 TooLarge: inputs are bounded).
+//! - `nn-flood-dims`: creates `?count=` (100000) tensors with no data and
+//!   `?rank=` (1000000) dimensions each, and keeps them (the host traps: 500).
+//! - `nn-hoard-outputs`: computes the text model `?count=` (1000) times and
+//!   keeps every output (the host traps at its budget: 500).
+//! - `nn-slow`: runs `slow-matmul` (a model made slow on purpose) on an
+//!   `?n=` (1024) square input, for seconds (the deadline: 504).
 //!
 //! Escapes from the sandbox, each a list of attempts (all denied: 403
 //! `{"error": "denied", "attempts"}`; any allowed: 200 `{"escaped": true,
@@ -92,6 +101,16 @@ async fn attack(name: &str, query: &str) -> Result<Response, Response> {
         "nn-load-bytes" => nn::load_bytes(),
         "nn-flood-tensors" => nn::flood_tensors(number(query, "count")?.unwrap_or(DEFAULT_FLOOD)),
         "nn-flood-contexts" => nn::flood_contexts(number(query, "count")?.unwrap_or(DEFAULT_FLOOD)),
+        "nn-large-shape" => nn::large_shape(
+            number(query, "batch")?.unwrap_or(512),
+            number(query, "seq")?.unwrap_or(256),
+        )?,
+        "nn-flood-dims" => nn::flood_dims(
+            number(query, "count")?.unwrap_or(DEFAULT_FLOOD),
+            number(query, "rank")?.unwrap_or(1_000_000),
+        ),
+        "nn-hoard-outputs" => nn::hoard_outputs(number(query, "count")?.unwrap_or(1000)),
+        "nn-slow" => nn::slow(number(query, "n")?.unwrap_or(1024)),
         "escape-files" => escape::files(),
         "escape-env" => escape::env(),
         "escape-network" => {

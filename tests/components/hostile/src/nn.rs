@@ -22,6 +22,12 @@ use bindings::wasi::nn::tensor::{Tensor, TensorType};
 
 /// The model the manifest grants this component.
 const ALLOWED_MODEL: &str = "efficientnet-lite0-int8";
+/// A text model (three INT64 inputs [batch, sequence]), granted too.
+const TEXT_MODEL: &str = "all-minilm-l6-v2";
+const TEXT_INPUTS: [&str; 3] = ["input_ids", "attention_mask", "token_type_ids"];
+/// A model made slow on purpose (the tests make it): a chain of MatMuls of
+/// one f32 input [n, n] by itself.
+const SLOW_MODEL: &str = "slow-matmul";
 /// A model the host has, but not for this component.
 const FORBIDDEN_MODEL: &str = "efficientnet-lite0";
 /// The allowed model's input: f32, [1, 3, 224, 224].
@@ -108,6 +114,85 @@ pub fn flood_contexts(count: u32) -> Response {
         }
     }
     reply(200, json!({"escaped": true, "contexts": contexts.len()}))
+}
+
+/// The text model given `batch` x `seq` tokens (3 x 8 x batch x seq bytes):
+/// past the model's bounds, far more work than the bytes suggest.
+pub fn large_shape(batch: u32, seq: u32) -> Result<Response, Response> {
+    let bytes = (batch as usize)
+        .checked_mul(seq as usize)
+        .and_then(|n| n.checked_mul(8))
+        .filter(|&n| n <= 64 << 20)
+        .ok_or_else(|| bad_request(format!("[{batch}, {seq}] is too large even for this")))?;
+    let inputs = |data: &[u8]| -> Vec<(String, Tensor)> {
+        TEXT_INPUTS
+            .iter()
+            .map(|name| {
+                let tensor = Tensor::new(&[batch, seq], TensorType::I64, data);
+                (name.to_string(), tensor)
+            })
+            .collect()
+    };
+    let data = vec![0u8; bytes];
+    let computed = graph::load_by_name(TEXT_MODEL)
+        .and_then(|graph| graph.init_execution_context())
+        .and_then(|context| context.compute(inputs(&data)));
+    Ok(match computed {
+        // Within the model's bounds, running is what should happen.
+        Ok(outputs) => reply(
+            200,
+            json!({"ok": true, "computed": [batch, seq], "outputs": outputs.len()}),
+        ),
+        Err(e) => nn_error(&e),
+    })
+}
+
+/// Creates `count` tensors of no data and `rank` dimensions, all kept: a
+/// flood of dimension lists.
+pub fn flood_dims(count: u32, rank: u32) -> Response {
+    let dims = vec![1u32; rank as usize];
+    let tensors: Vec<Tensor> = (0..count)
+        .map(|_| Tensor::new(&dims, TensorType::U8, &[]))
+        .collect();
+    reply(200, json!({"escaped": true, "tensors": tensors.len(), "rank": rank}))
+}
+
+/// Computes the text model `count` times on [16, 256] tokens, keeping every
+/// output (6 MiB of hidden states each).
+pub fn hoard_outputs(count: u32) -> Response {
+    let run = || -> Result<usize, NnError> {
+        let graph = graph::load_by_name(TEXT_MODEL)?;
+        let context = graph.init_execution_context()?;
+        let dims = [16u32, 256];
+        let data = vec![0u8; 16 * 256 * 8];
+        let mut hoard = Vec::new();
+        for _ in 0..count {
+            let inputs = TEXT_INPUTS
+                .iter()
+                .map(|name| (name.to_string(), Tensor::new(&dims, TensorType::I64, &data)))
+                .collect();
+            hoard.extend(context.compute(inputs)?);
+        }
+        Ok(hoard.len())
+    };
+    match run() {
+        Ok(kept) => reply(200, json!({"escaped": true, "outputs_kept": kept})),
+        Err(e) => nn_error(&e),
+    }
+}
+
+/// Runs the slow model on an [n, n] input: seconds of inference.
+pub fn slow(n: u32) -> Response {
+    let elements = (n as usize) * (n as usize);
+    let data = vec![0u8; elements * 4];
+    let run = || -> Result<Response, NnError> {
+        let graph = graph::load_by_name(SLOW_MODEL)?;
+        let context = graph.init_execution_context()?;
+        let input = Tensor::new(&[n, n], TensorType::Fp32, &data);
+        let outputs = context.compute(vec![("x".to_string(), input)])?;
+        Ok(reply(200, json!({"ok": true, "n": n, "outputs": outputs.len()})))
+    };
+    run().unwrap_or_else(|e| nn_error(&e))
 }
 
 /// Runs the allowed model on one input named [`INPUT`].

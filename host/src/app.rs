@@ -23,7 +23,8 @@ use crate::nn::{BackendKind, LoadedModel, ModelError, ModelProgress, ModelRegist
 use crate::routing::Router;
 use crate::runtime::component::FunctionError;
 use crate::runtime::{
-    CompileCache, Compiled, ComponentRuntime, Failure, HttpWorld, InstanceConfig, Runtime,
+    CacheError, CompileCache, Compiled, ComponentRuntime, Failure, HttpWorld, InstanceConfig,
+    Runtime, UntrustedCache,
 };
 use crate::variables::{render_component_variables, resolve_application_variables};
 use crate::{body, json_error};
@@ -139,6 +140,8 @@ pub enum AppError {
     Runtime(String),
     #[error("invalid limits: {0}")]
     Limits(String),
+    #[error(transparent)]
+    Cache(#[from] UntrustedCache),
 }
 
 pub struct App {
@@ -169,6 +172,9 @@ impl App {
         observer: &dyn LoadObserver,
     ) -> Result<Self, AppError> {
         options.limits.check().map_err(AppError::Limits)?;
+        if let Some(cache) = &options.compile_cache {
+            cache.check_trusted()?;
+        }
         let manifest = Manifest::load(&options.manifest)?;
         let models_dir = options
             .models_dir
@@ -441,11 +447,18 @@ pub fn compile(
     cache: Option<&CompileCache>,
 ) -> Result<(Component, Compiled), String> {
     let bytes = std::fs::read(source).map_err(|e| format!("cannot read the component: {e}"))?;
-    let compiled = match cache {
-        Some(cache) => cache.load(&runtime.engine, &bytes),
-        None => Component::new(&runtime.engine, &bytes).map(|c| (c, Compiled::Fresh)),
-    };
-    compiled.map_err(|e| format!("not a valid WebAssembly component: {e:#}"))
+    let invalid = |e: wasmtime::Error| format!("not a valid WebAssembly component: {e:#}");
+    match cache {
+        Some(cache) => cache
+            .load(&runtime.engine, &bytes)
+            .map_err(|error| match error {
+                CacheError::Untrusted(untrusted) => untrusted.to_string(),
+                CacheError::Compile(error) => invalid(error),
+            }),
+        None => Component::new(&runtime.engine, &bytes)
+            .map(|c| (c, Compiled::Fresh))
+            .map_err(invalid),
+    }
 }
 
 /// What the client is told when a function fails. A trap's details (the panic

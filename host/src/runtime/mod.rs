@@ -3,6 +3,7 @@
 //! store and instance for every request (see [`component`]).
 
 pub mod cache;
+mod cache_trust;
 pub mod component;
 mod deadline;
 pub mod state;
@@ -12,7 +13,8 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 use crate::limits::Limits;
 use crate::variables::{ComponentVariables, bindings as spin_variables};
-pub use cache::{CompileCache, Compiled};
+pub use cache::{CacheError, CompileCache, Compiled};
+pub use cache_trust::UntrustedCache;
 pub use component::{ComponentRuntime, HttpWorld};
 pub use state::{Failure, HostState, InstanceConfig, InstanceReport};
 

@@ -24,7 +24,7 @@ use crate::routing::Router;
 use crate::runtime::component::FunctionError;
 use crate::runtime::{
     CacheError, CompileCache, Compiled, ComponentRuntime, Failure, HttpWorld, InstanceConfig,
-    Runtime, UntrustedCache,
+    PoolSizes, Runtime, UntrustedCache,
 };
 use crate::variables::{render_component_variables, resolve_application_variables};
 use crate::{body, json_error};
@@ -172,6 +172,8 @@ impl App {
         observer: &dyn LoadObserver,
     ) -> Result<Self, AppError> {
         options.limits.check().map_err(AppError::Limits)?;
+        // What the pool would reserve, before anything slow is loaded.
+        PoolSizes::for_limits(&options.limits).map_err(AppError::Limits)?;
         if let Some(cache) = &options.compile_cache {
             cache.check_trusted()?;
         }

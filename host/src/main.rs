@@ -170,7 +170,8 @@ struct LimitArgs {
     /// Linear memory of one instance [default: 512M].
     #[arg(long, value_parser = units::parse_size)]
     max_memory: Option<usize>,
-    /// Instance slots of the pool [default: 256].
+    /// Instance slots of the pool, at least --max-running [default: 256, or
+    /// --max-running when that is more].
     #[arg(long)]
     max_instances: Option<u32>,
     /// Largest tensor a function may pass to a model [default: 64M].
@@ -198,6 +199,12 @@ impl LimitArgs {
             &mut limits.max_running,
             self.max_running.map(|n| n as usize),
         );
+        // More running instances than the default slots: the slots follow,
+        // unless the operator set them too (then `Limits::check` holds them
+        // to at least --max-running).
+        if let (Some(running), None) = (self.max_running, self.max_instances) {
+            limits.max_instances = limits.max_instances.max(running);
+        }
         set(&mut limits.max_waiting, self.max_waiting);
         set(&mut limits.max_wait, self.max_wait);
         set(&mut limits.request_timeout, self.request_timeout);
@@ -308,6 +315,11 @@ fn serve(
     listen: SocketAddr,
     observer: Box<dyn LoadObserver + Send>,
 ) -> anyhow::Result<()> {
+    // The server uses the limits before the application (which checks them
+    // too) is loaded.
+    if let Err(problem) = options.limits.check() {
+        anyhow::bail!("invalid limits: {problem}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -351,4 +363,35 @@ fn serve(
     // the process from exiting.
     runtime.shutdown_timeout(grace);
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        limits: LimitArgs,
+    }
+
+    fn limits(args: &[&str]) -> Limits {
+        let flags =
+            Flags::try_parse_from(std::iter::once("wasi-infer").chain(args.iter().copied()))
+                .unwrap();
+        let mut limits = Limits::for_cores(4);
+        flags.limits.apply(&mut limits);
+        limits
+    }
+
+    #[test]
+    fn more_running_instances_than_slots_raise_the_slots_unless_both_are_set() {
+        let raised = limits(&["--max-running", "1000"]);
+        assert_eq!((raised.max_running, raised.max_instances), (1000, 1000));
+        assert_eq!(raised.check(), Ok(()));
+        let fewer = limits(&["--max-running", "4"]);
+        assert_eq!(fewer.max_instances, 256, "never lowered");
+        let both = limits(&["--max-running", "1000", "--max-instances", "500"]);
+        assert!(both.check().unwrap_err().contains("--max-instances"));
+    }
 }

@@ -33,6 +33,12 @@ use crate::{body, json_error};
 /// below that the answer is a 431 with a JSON error.
 const HEAD_PARSER_SLACK: usize = 4;
 
+/// The parser's own limit on a head (see [`HEAD_PARSER_SLACK`]). It
+/// saturates: a limit past what memory can hold is no tighter than that.
+fn head_parser_limit(max_header_bytes: usize) -> usize {
+    max_header_bytes.saturating_mul(HEAD_PARSER_SLACK).max(8192)
+}
+
 /// The paths the host answers itself, before any route: a manifest route to
 /// the same path is shadowed (`wasi-infer check` says so).
 pub const HOST_PATHS: [&str; 3] = ["/metrics", "/health/live", "/health/ready"];
@@ -99,8 +105,12 @@ pub async fn run(
     http.keep_alive(true)
         .timer(TokioTimer::new())
         .header_read_timeout(limits.client_timeout)
-        .max_header_size((limits.max_header_bytes * HEAD_PARSER_SLACK).max(8192));
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+        .max_header_size(head_parser_limit(limits.max_header_bytes));
+    // `Limits::check` refuses more than a semaphore can count; an embedder
+    // that did not check gets the most there can be, not a panic.
+    let connections = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -278,5 +288,17 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_parser_limit_saturates() {
+        assert_eq!(head_parser_limit(64 << 10), 256 << 10);
+        assert_eq!(head_parser_limit(16), 8192);
+        assert_eq!(head_parser_limit(usize::MAX), usize::MAX);
     }
 }

@@ -28,6 +28,7 @@ pub mod access_log;
 mod admission;
 pub mod app;
 mod body;
+mod body_budget;
 pub mod health;
 pub mod limits;
 pub mod metrics;

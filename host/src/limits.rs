@@ -4,7 +4,8 @@
 //!
 //! Where each limit is enforced:
 //! - connections, header size, client timeout: [`crate::server`];
-//! - body size, the waiting room and its wait: [`crate::app`];
+//! - body size, the budget of buffered bodies (`body_budget.rs`), the waiting
+//!   room and its wait: [`crate::app`];
 //! - the per-request deadline, memory and tables of an instance:
 //!   [`crate::runtime`];
 //! - what a function may do with wasi-nn: [`crate::nn::guard`].
@@ -30,6 +31,11 @@ pub struct Limits {
     /// Bytes of a request body; beyond it the answer is 413. Bodies are read
     /// whole before an instance is taken, so a slow client never holds one.
     pub max_body_bytes: usize,
+    /// Bytes of request bodies buffered at once, by all requests together
+    /// (`--max-buffered-bodies`): without it, the memory held by bodies is
+    /// bounded only by connections x body size. A body that cannot get its
+    /// bytes within `max_wait` is answered 503 with `Retry-After`.
+    pub max_buffered_body_bytes: usize,
     /// Time a client has to send a request's head, and then its body (408).
     pub client_timeout: Duration,
     /// Time a function has to answer, counted from its instance's creation:
@@ -99,6 +105,7 @@ impl Limits {
             max_connections: 1024,
             max_header_bytes: 64 << 10,
             max_body_bytes: 16 * MIB,
+            max_buffered_body_bytes: 256 * MIB,
             client_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(30),
             max_running,
@@ -153,6 +160,14 @@ impl Limits {
             return Err(format!(
                 "--max-tensor-size ({}) must not exceed --max-tensor-bytes-per-instance ({})",
                 self.max_tensor_bytes, self.max_tensor_bytes_per_instance
+            ));
+        }
+        if self.max_body_bytes > self.max_buffered_body_bytes {
+            return Err(format!(
+                "--max-buffered-bodies ({}) must be at least --max-body-size ({}): \
+                 otherwise the largest body allowed could never be buffered",
+                size_text(self.max_buffered_body_bytes),
+                size_text(self.max_body_bytes)
             ));
         }
         self.check_timeouts()
@@ -226,6 +241,18 @@ mod tests {
         // Absurd core counts saturate rather than overflow.
         let huge = Limits::for_cores(usize::MAX);
         assert_eq!(huge.max_instances, u32::MAX);
+    }
+
+    #[test]
+    fn the_buffered_bodies_hold_at_least_one_body() {
+        let limits = Limits {
+            max_body_bytes: 16 * MIB,
+            max_buffered_body_bytes: 8 * MIB,
+            ..Limits::default()
+        };
+        let error = limits.check().unwrap_err();
+        assert!(error.contains("--max-buffered-bodies (8 MiB)"), "{error}");
+        assert!(error.contains("--max-body-size (16 MiB)"), "{error}");
     }
 
     #[test]

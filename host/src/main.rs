@@ -161,6 +161,11 @@ struct LimitArgs {
     /// Largest request body; beyond it, 413 [default: 16M].
     #[arg(long, value_parser = units::parse_size)]
     max_body_size: Option<usize>,
+    /// Request-body bytes buffered at once by all requests together; a body
+    /// that finds no room within --max-wait gets 503 with Retry-After
+    /// (at least --max-body-size) [default: 256M].
+    #[arg(long, value_parser = units::parse_size)]
+    max_buffered_bodies: Option<usize>,
     /// Largest request head (request line and headers); beyond it, 431 [default: 64K].
     #[arg(long, value_parser = units::parse_size)]
     max_header_size: Option<usize>,
@@ -210,6 +215,10 @@ impl LimitArgs {
         set(&mut limits.request_timeout, self.request_timeout);
         set(&mut limits.client_timeout, self.client_timeout);
         set(&mut limits.max_body_bytes, self.max_body_size);
+        set(
+            &mut limits.max_buffered_body_bytes,
+            self.max_buffered_bodies,
+        );
         set(&mut limits.max_header_bytes, self.max_header_size);
         set(&mut limits.max_connections, self.max_connections);
         set(&mut limits.max_memory_bytes, self.max_memory);
@@ -393,5 +402,12 @@ mod tests {
         assert_eq!(fewer.max_instances, 256, "never lowered");
         let both = limits(&["--max-running", "1000", "--max-instances", "500"]);
         assert!(both.check().unwrap_err().contains("--max-instances"));
+    }
+
+    #[test]
+    fn the_new_limits_are_read() {
+        let set = limits(&["--max-buffered-bodies", "2M", "--max-body-size", "1M"]);
+        assert_eq!(set.max_buffered_body_bytes, 2 << 20);
+        assert_eq!(set.check(), Ok(()));
     }
 }

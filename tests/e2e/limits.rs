@@ -1,5 +1,5 @@
 //! The limits on requests: body and head sizes, slow clients, the bounded
-//! queue, and graceful shutdown.
+//! queue, the budget of buffered bodies, and graceful shutdown.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -38,6 +38,39 @@ fn raw_error(answer: &str) -> (u16, String) {
     let json: serde_json::Value =
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer:?}"));
     (status, json["error"].as_str().unwrap().to_string())
+}
+
+/// Reads from `stream` until what came contains `needle`, the peer closes,
+/// or `within` has passed; returns what came.
+fn read_until(stream: &mut TcpStream, needle: &str, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16 << 10];
+    while !String::from_utf8_lossy(&answer).contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Writes `parts`, with `pause` between them.
+fn send_slowly(stream: &mut TcpStream, parts: &[&[u8]], pause: Duration) {
+    for part in parts {
+        stream.write_all(part).unwrap();
+        std::thread::sleep(pause);
+    }
+}
+
+/// The lines of the server's log that tell of a panic.
+fn panics(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("panicked")).collect()
 }
 
 #[test]
@@ -206,4 +239,72 @@ fn sigterm_exits_0_after_the_grace_when_a_request_is_stuck() {
         "{}",
         server.log()
     );
+}
+
+#[test]
+fn bodies_past_the_shared_budget_wait_then_get_503_and_the_others_complete() {
+    let server = hostile_server(&[
+        "--max-body-size",
+        "1M",
+        "--max-buffered-bodies",
+        "2M",
+        "--max-wait",
+        "500ms",
+    ]);
+    let head = b"POST /attack/ok HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n";
+    let tenth = vec![b'x'; 100_000];
+    let half: Vec<&[u8]> = vec![&tenth; 5];
+    let pause = Duration::from_millis(20);
+
+    // Two bodies of 1000000 bytes hold 1.9 MiB of the 2 MiB, half sent.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(server.address()).unwrap();
+        stream.write_all(head).unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        send_slowly(&mut stream, &half, pause);
+        holders.push(stream);
+    }
+
+    // A third finds no room: after --max-wait, 503 with Retry-After.
+    let started = Instant::now();
+    let mut third = TcpStream::connect(server.address()).unwrap();
+    third.write_all(head).unwrap();
+    send_slowly(&mut third, &half, pause);
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = third.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (status, message) = raw_error(&answer);
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nretry-after: 1\r\n"),
+        "{answer}"
+    );
+    assert!(
+        message.contains("too many request bodies (--max-buffered-bodies 2 MiB)"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The first two complete normally once the rest of their bodies arrive.
+    for stream in &mut holders {
+        send_slowly(stream, &half, Duration::ZERO);
+    }
+    for stream in &mut holders {
+        let answer = read_until(stream, "{\"ok\":true}", Duration::from_secs(10));
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
+    // Their bytes went back to the budget: a body of 1 MiB fits again.
+    drop(holders);
+    assert_eq!(server.post("/attack/ok", &vec![0u8; 1 << 20]).status, 200);
+    assert!(panics(&server.log()).is_empty(), "{}", server.log());
 }

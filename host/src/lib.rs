@@ -29,6 +29,7 @@ mod admission;
 pub mod app;
 mod body;
 mod body_budget;
+mod connection;
 pub mod health;
 pub mod limits;
 pub mod metrics;

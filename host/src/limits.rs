@@ -3,7 +3,8 @@
 //! whatever one request does, the others keep being served.
 //!
 //! Where each limit is enforced:
-//! - connections, header size, client timeout: [`crate::server`];
+//! - connections, header size, client, write and idle timeouts:
+//!   [`crate::server`] (the last two in `connection.rs`);
 //! - body size, the budget of buffered bodies (`body_budget.rs`), the waiting
 //!   room and its wait: [`crate::app`];
 //! - the per-request deadline, memory and tables of an instance:
@@ -37,7 +38,18 @@ pub struct Limits {
     /// bytes within `max_wait` is answered 503 with `Retry-After`.
     pub max_buffered_body_bytes: usize,
     /// Time a client has to send a request's head, and then its body (408).
+    /// The head's timer starts when the server begins to wait for a request:
+    /// when the connection opens, and again when the previous answer is sent.
     pub client_timeout: Duration,
+    /// Time a write to a client may make no progress (`--write-timeout`):
+    /// then the connection is closed, so that a client that never reads its
+    /// answers does not hold its connection for ever.
+    pub write_timeout: Duration,
+    /// Time a connection with no request in flight may receive nothing
+    /// (`--idle-timeout`) before it is closed. An idle connection is also
+    /// bounded by `client_timeout`, whose timer for the next head runs from
+    /// the moment it goes idle: the shorter of the two closes it.
+    pub idle_timeout: Duration,
     /// Time a function has to answer, counted from its instance's creation:
     /// a function still running then is stopped (epoch interruption) and the
     /// request answered 504.
@@ -107,6 +119,8 @@ impl Limits {
             max_body_bytes: 16 * MIB,
             max_buffered_body_bytes: 256 * MIB,
             client_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
             max_running,
             max_waiting: 256,
@@ -177,6 +191,8 @@ impl Limits {
         let timeouts = [
             ("--request-timeout", self.request_timeout),
             ("--client-timeout", self.client_timeout),
+            ("--write-timeout", self.write_timeout),
+            ("--idle-timeout", self.idle_timeout),
             ("--max-wait", self.max_wait),
             ("--shutdown-grace", self.shutdown_grace),
         ];
@@ -191,6 +207,8 @@ impl Limits {
         let must_run = [
             ("--request-timeout", self.request_timeout),
             ("--client-timeout", self.client_timeout),
+            ("--write-timeout", self.write_timeout),
+            ("--idle-timeout", self.idle_timeout),
         ];
         if let Some((name, _)) = must_run.iter().find(|(_, t)| t.is_zero()) {
             return Err(format!("{name} must be longer than zero"));

@@ -166,6 +166,15 @@ struct LimitArgs {
     /// (at least --max-body-size) [default: 256M].
     #[arg(long, value_parser = units::parse_size)]
     max_buffered_bodies: Option<usize>,
+    /// Time a write to a client may make no progress before its connection
+    /// is closed (a client that never reads its answers) [default: 30s].
+    #[arg(long, value_parser = units::parse_duration)]
+    write_timeout: Option<Duration>,
+    /// Time a connection with no request in flight may receive nothing before
+    /// it is closed; the client timeout also runs while a connection is idle,
+    /// and the shorter of the two closes it [default: 60s].
+    #[arg(long, value_parser = units::parse_duration)]
+    idle_timeout: Option<Duration>,
     /// Largest request head (request line and headers); beyond it, 431 [default: 64K].
     #[arg(long, value_parser = units::parse_size)]
     max_header_size: Option<usize>,
@@ -219,6 +228,8 @@ impl LimitArgs {
             &mut limits.max_buffered_body_bytes,
             self.max_buffered_bodies,
         );
+        set(&mut limits.write_timeout, self.write_timeout);
+        set(&mut limits.idle_timeout, self.idle_timeout);
         set(&mut limits.max_header_bytes, self.max_header_size);
         set(&mut limits.max_connections, self.max_connections);
         set(&mut limits.max_memory_bytes, self.max_memory);
@@ -406,8 +417,19 @@ mod tests {
 
     #[test]
     fn the_new_limits_are_read() {
-        let set = limits(&["--max-buffered-bodies", "2M", "--max-body-size", "1M"]);
+        let set = limits(&[
+            "--max-buffered-bodies",
+            "2M",
+            "--max-body-size",
+            "1M",
+            "--write-timeout",
+            "1s",
+            "--idle-timeout",
+            "500ms",
+        ]);
         assert_eq!(set.max_buffered_body_bytes, 2 << 20);
+        assert_eq!(set.write_timeout, Duration::from_secs(1));
+        assert_eq!(set.idle_timeout, Duration::from_millis(500));
         assert_eq!(set.check(), Ok(()));
     }
 }

@@ -1,11 +1,12 @@
 //! The limits on requests: body and head sizes, slow clients, the bounded
-//! queue, the budget of buffered bodies, and graceful shutdown.
+//! queue, the budget of buffered bodies, connections that never read or sit
+//! idle, and graceful shutdown.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::attacks::hostile_server;
+use crate::attacks::{hostile_server, hostile_server_with_env};
 
 /// Sends raw bytes (`parts`, with `pause` between them) and returns what the
 /// server answered before closing or within `wait`.
@@ -239,6 +240,116 @@ fn sigterm_exits_0_after_the_grace_when_a_request_is_stuck() {
         "{}",
         server.log()
     );
+}
+
+#[test]
+fn clients_that_never_read_their_answers_lose_their_connections_at_the_write_timeout() {
+    // Only the write timeout may free the slots: the head and idle timers
+    // are far away. Each request's log line is left out (there are many).
+    let server = hostile_server_with_env(
+        &[
+            "--write-timeout",
+            "1s",
+            "--max-connections",
+            "2",
+            "--client-timeout",
+            "60s",
+            "--idle-timeout",
+            "60s",
+        ],
+        &[("RUST_LOG", "info,wasi_infer::request=warn")],
+    );
+    // Enough pipelined answers to fill both sockets' buffers many times over
+    // (loopback buffers are a few MiB).
+    let answer_size = server.get("/metrics").bytes.len().max(1);
+    let count = ((64 << 20) / answer_size).clamp(2000, 40_000);
+    let pipeline = "GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n".repeat(count);
+
+    let started = Instant::now();
+    let mut hogs: Vec<(TcpStream, usize)> = (0..2)
+        .map(|_| {
+            let stream = TcpStream::connect(server.address()).unwrap();
+            stream.set_nonblocking(true).unwrap();
+            (stream, 0)
+        })
+        .collect();
+    // Write what the server takes, for a while: it stops reading once its
+    // answers cannot be written. The clients never read.
+    while started.elapsed() < Duration::from_secs(2) {
+        let mut all_sent = true;
+        for (stream, sent) in &mut hogs {
+            if *sent < pipeline.len() {
+                match stream.write(&pipeline.as_bytes()[*sent..]) {
+                    Ok(n) => *sent += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("the server closed early: {e}"),
+                }
+                all_sent &= *sent == pipeline.len();
+            }
+        }
+        if all_sent {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // A third client waits in the backlog until a slot is freed.
+    let mut third = TcpStream::connect(server.address()).unwrap();
+    third
+        .write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let answer = read_until(&mut third, "{\"live\":true}", Duration::from_secs(20));
+    let took = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        took >= Duration::from_secs(1),
+        "answered before any write timed out: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "the slots were freed late: {took:?}"
+    );
+    let request_size = pipeline.len() / count;
+    let sent: Vec<usize> = hogs.iter().map(|(_, sent)| sent / request_size).collect();
+    eprintln!(
+        "{answer_size}-byte answers; about {sent:?} requests sent on the two connections; \
+         the third answered after {:.2} s",
+        took.as_secs_f64()
+    );
+    drop(hogs);
+    assert!(panics(&server.log()).is_empty(), "{}", server.log());
+}
+
+#[test]
+fn idle_connections_are_closed_but_not_while_a_request_runs() {
+    let server = hostile_server(&["--idle-timeout", "1s", "--request-timeout", "10s"]);
+    let server = std::sync::Arc::new(server);
+    // A request that runs past the idle timeout on its own connection.
+    let slow = std::thread::spawn({
+        let server = server.clone();
+        move || server.post("/attack/slow?ms=2500", b"").status
+    });
+
+    // One whole request, then nothing.
+    let mut idle = TcpStream::connect(server.address()).unwrap();
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let answer = read_until(&mut idle, "{\"live\":true}", Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    let answered = Instant::now();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let read = idle.read(&mut buf);
+    let took = answered.elapsed();
+    assert!(matches!(read, Ok(0)), "not closed: {read:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+
+    assert_eq!(slow.join().unwrap(), 200, "the running request was cut off");
+    assert_eq!(server.post("/attack/ok", b"").status, 200);
 }
 
 #[test]

@@ -13,8 +13,9 @@ use wasmtime::component::Component;
 use wasmtime_wasi_http::WasiBody;
 
 use crate::access_log::{Arrival, CLIENT_CLOSED_REQUEST, REQUEST_ID};
-use crate::admission::{Admission, Busy};
+use crate::admission::Admission;
 use crate::body::BodyError;
+use crate::body_budget::{BodyBudget, Reservation};
 use crate::health::Health;
 use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestError};
@@ -24,7 +25,8 @@ use crate::nn::{BackendKind, LoadedModel, ModelError, ModelProgress, ModelRegist
 use crate::routing::Router;
 use crate::runtime::component::FunctionError;
 use crate::runtime::{
-    CompileCache, Compiled, ComponentRuntime, Failure, HttpWorld, InstanceConfig, Runtime,
+    CacheError, CompileCache, Compiled, ComponentRuntime, Failure, HttpWorld, InstanceConfig,
+    PoolSizes, Runtime, UntrustedCache,
 };
 use crate::variables::{render_component_variables, resolve_application_variables};
 use crate::{body, json_error};
@@ -140,6 +142,8 @@ pub enum AppError {
     Runtime(String),
     #[error("invalid limits: {0}")]
     Limits(String),
+    #[error(transparent)]
+    Cache(#[from] UntrustedCache),
 }
 
 pub struct App {
@@ -152,6 +156,8 @@ pub struct App {
     route_labels: Vec<String>,
     pub components: Vec<Arc<ComponentRuntime>>,
     pub limits: Limits,
+    /// Request-body bytes buffered by all requests together.
+    bodies: BodyBudget,
     admission: Admission,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
@@ -170,6 +176,11 @@ impl App {
         observer: &dyn LoadObserver,
     ) -> Result<Self, AppError> {
         options.limits.check().map_err(AppError::Limits)?;
+        // What the pool would reserve, before anything slow is loaded.
+        PoolSizes::for_limits(&options.limits).map_err(AppError::Limits)?;
+        if let Some(cache) = &options.compile_cache {
+            cache.check_trusted()?;
+        }
         let manifest = Manifest::load(&options.manifest)?;
         let models_dir = options
             .models_dir
@@ -283,6 +294,7 @@ impl App {
             route_labels,
             components,
             limits: options.limits.clone(),
+            bodies: BodyBudget::new(&options.limits),
             admission: Admission::new(&options.limits, options.metrics.waiting()),
             metrics: options.metrics.clone(),
             health: options.health.clone(),
@@ -330,16 +342,21 @@ impl App {
     ) -> (http::Response<WasiBody>, Option<usize>) {
         // The whole body first: a slow or endless upload holds no instance,
         // and an early answer (404, 400) never leaves a client still sending
-        // into a closed connection.
-        let request = match self.read_body(request).await {
-            Ok(request) => request,
+        // into a closed connection. Its bytes stay reserved from the budget
+        // of buffered bodies until the request is answered.
+        let (request, _body_bytes) = match self.read_body(request).await {
+            Ok(read) => read,
             Err(error) => {
-                let status = match error {
-                    BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                    BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
-                    BodyError::Read(_) => StatusCode::BAD_REQUEST,
+                let message = error.to_string();
+                let response = match error {
+                    BodyError::TooLarge { .. } => {
+                        json_error(StatusCode::PAYLOAD_TOO_LARGE, message)
+                    }
+                    BodyError::TimedOut(_) => json_error(StatusCode::REQUEST_TIMEOUT, message),
+                    BodyError::Read(_) => json_error(StatusCode::BAD_REQUEST, message),
+                    BodyError::Busy(_) => retry_later(message),
                 };
-                return (json_error(status, error.to_string()), None);
+                return (response, None);
             }
         };
         let path = request.uri().path().to_string();
@@ -355,7 +372,7 @@ impl App {
         };
         let running = match self.admission.admit().await {
             Ok(permit) => permit,
-            Err(busy) => return (busy_response(&busy), Some(index)),
+            Err(busy) => return (retry_later(busy.to_string()), Some(index)),
         };
         let response = match component.handle(request, running).await {
             Ok(response) => response,
@@ -370,11 +387,12 @@ impl App {
         Some(self.route_labels[matched.index].as_str())
     }
 
-    /// The request with its body read whole, within the limits.
+    /// The request with its body read whole, within the limits, and the
+    /// bytes it holds from the budget of buffered bodies.
     async fn read_body(
         &self,
         request: http::Request<WasiBody>,
-    ) -> Result<http::Request<WasiBody>, BodyError> {
+    ) -> Result<(http::Request<WasiBody>, Reservation<'_>), BodyError> {
         let limit = self.limits.max_body_bytes;
         // Refused before it is stored, when the client says how much is coming.
         let declared = request
@@ -382,12 +400,35 @@ impl App {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let (parts, mut body) = request.into_parts();
-        if declared.is_some_and(|length| length > limit as u64) {
+        let declared = match declared.map(usize::try_from) {
+            Some(Ok(length)) if length <= limit => Some(length),
+            Some(_) => {
+                body::linger(&mut body).await;
+                return Err(BodyError::TooLarge { limit });
+            }
+            None => None,
+        };
+        let mut reservation = self.bodies.reservation();
+        // A declared length is reserved whole before a byte is read; the
+        // bytes of a body without one, as they come.
+        if let Some(length) = declared
+            && let Err(busy) = reservation.grow_to(length).await
+        {
             body::linger(&mut body).await;
-            return Err(BodyError::TooLarge { limit });
+            return Err(busy.into());
         }
-        let bytes = body::read_limited(body, limit, self.limits.client_timeout).await?;
-        Ok(http::Request::from_parts(parts, body::full(bytes)))
+        let bytes = body::read_limited(
+            body,
+            limit,
+            self.limits.client_timeout,
+            &mut reservation,
+            declared,
+        )
+        .await?;
+        Ok((
+            http::Request::from_parts(parts, body::full(bytes)),
+            reservation,
+        ))
     }
 
     /// What the client is told when its function gave no answer.
@@ -486,8 +527,8 @@ impl Drop for Unanswered<'_> {
 }
 
 /// 503 with `Retry-After`: the client may try again in a second.
-fn busy_response(busy: &Busy) -> http::Response<WasiBody> {
-    let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, busy.to_string());
+fn retry_later(message: String) -> http::Response<WasiBody> {
+    let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, message);
     response
         .headers_mut()
         .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -501,11 +542,18 @@ pub fn compile(
     cache: Option<&CompileCache>,
 ) -> Result<(Component, Compiled), String> {
     let bytes = std::fs::read(source).map_err(|e| format!("cannot read the component: {e}"))?;
-    let compiled = match cache {
-        Some(cache) => cache.load(&runtime.engine, &bytes),
-        None => Component::new(&runtime.engine, &bytes).map(|c| (c, Compiled::Fresh)),
-    };
-    compiled.map_err(|e| format!("not a valid WebAssembly component: {e:#}"))
+    let invalid = |e: wasmtime::Error| format!("not a valid WebAssembly component: {e:#}");
+    match cache {
+        Some(cache) => cache
+            .load(&runtime.engine, &bytes)
+            .map_err(|error| match error {
+                CacheError::Untrusted(untrusted) => untrusted.to_string(),
+                CacheError::Compile(error) => invalid(error),
+            }),
+        None => Component::new(&runtime.engine, &bytes)
+            .map(|c| (c, Compiled::Fresh))
+            .map_err(invalid),
+    }
 }
 
 /// What the client is told when a function fails. A trap's details (the panic

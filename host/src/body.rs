@@ -5,6 +5,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use wasmtime_wasi_http::WasiBody;
 
+use crate::body_budget::{BudgetExhausted, Reservation};
+
 /// A complete body from bytes.
 pub fn full(bytes: Bytes) -> WasiBody {
     Full::new(bytes)
@@ -26,6 +28,9 @@ pub enum BodyError {
     TimedOut(std::time::Duration),
     #[error("cannot read the request body: {0}")]
     Read(String),
+    /// The server's budget of buffered bodies had no room in time.
+    #[error(transparent)]
+    Busy(#[from] BudgetExhausted),
 }
 
 /// How much of a refused body is read and discarded before the answer.
@@ -33,29 +38,43 @@ const LINGER_BYTES: usize = 64 << 20;
 /// How long a refused body is read and discarded before the answer.
 const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Reads a whole body, refusing it past `limit` bytes or `timeout`.
+/// Reads a whole body into `reservation`'s bytes, refusing it past `limit`
+/// bytes, when the budget has no room, or when the client has taken
+/// `timeout` to send it. Time spent waiting for the budget is the server's,
+/// not the client's: it does not count against `timeout`. `expected` is
+/// the declared length, if any, so the buffer is allocated once.
 pub async fn read_limited(
     mut body: WasiBody,
     limit: usize,
     timeout: std::time::Duration,
+    reservation: &mut Reservation<'_>,
+    expected: Option<usize>,
 ) -> Result<Bytes, BodyError> {
-    let read = async {
-        let mut bytes = bytes::BytesMut::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
-            if let Some(data) = frame.data_ref() {
-                if bytes.len() + data.len() > limit {
-                    linger(&mut body).await;
-                    return Err(BodyError::TooLarge { limit });
-                }
-                bytes.extend_from_slice(data);
-            }
+    let mut bytes = bytes::BytesMut::with_capacity(expected.unwrap_or(0).min(limit));
+    let mut client_time_left = timeout;
+    loop {
+        let asked = std::time::Instant::now();
+        let frame = tokio::time::timeout(client_time_left, body.frame())
+            .await
+            .map_err(|_| BodyError::TimedOut(timeout))?;
+        client_time_left = client_time_left.saturating_sub(asked.elapsed());
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        let Some(data) = frame.data_ref() else {
+            continue;
+        };
+        let total = bytes.len().saturating_add(data.len());
+        if total > limit {
+            linger(&mut body).await;
+            return Err(BodyError::TooLarge { limit });
         }
-        Ok(bytes.freeze())
-    };
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or(Err(BodyError::TimedOut(timeout)))
+        if let Err(busy) = reservation.grow_to(total).await {
+            linger(&mut body).await;
+            return Err(busy.into());
+        }
+        bytes.extend_from_slice(data);
+    }
+    Ok(bytes.freeze())
 }
 
 /// Reads and discards what is left of a refused body, for a while (as

@@ -13,6 +13,9 @@ pub fn compile(manifest: &Path, cache: Option<CompileCache>) -> anyhow::Result<(
     let Some(cache) = cache else {
         bail!("there is no cache to compile into (--no-cache, or no HOME): give --cache-dir");
     };
+    // Refused before anything is compiled: entries stored there could not
+    // be loaded by `serve` either.
+    cache.check_trusted()?;
     let manifest = Manifest::load(manifest)?;
     // The same engine settings as `serve`, so the entries fit it.
     let runtime = Runtime::new(&Limits::default())

@@ -28,6 +28,8 @@ pub mod access_log;
 mod admission;
 pub mod app;
 mod body;
+mod body_budget;
+mod connection;
 pub mod health;
 pub mod limits;
 pub mod metrics;

@@ -161,6 +161,20 @@ struct LimitArgs {
     /// Largest request body; beyond it, 413 [default: 16M].
     #[arg(long, value_parser = units::parse_size)]
     max_body_size: Option<usize>,
+    /// Request-body bytes buffered at once by all requests together; a body
+    /// that finds no room within --max-wait gets 503 with Retry-After
+    /// (at least --max-body-size) [default: 256M].
+    #[arg(long, value_parser = units::parse_size)]
+    max_buffered_bodies: Option<usize>,
+    /// Time a write to a client may make no progress before its connection
+    /// is closed (a client that never reads its answers) [default: 30s].
+    #[arg(long, value_parser = units::parse_duration)]
+    write_timeout: Option<Duration>,
+    /// Time a connection with no request in flight may receive nothing before
+    /// it is closed; the client timeout also runs while a connection is idle,
+    /// and the shorter of the two closes it [default: 60s].
+    #[arg(long, value_parser = units::parse_duration)]
+    idle_timeout: Option<Duration>,
     /// Largest request head (request line and headers); beyond it, 431 [default: 64K].
     #[arg(long, value_parser = units::parse_size)]
     max_header_size: Option<usize>,
@@ -170,7 +184,8 @@ struct LimitArgs {
     /// Linear memory of one instance [default: 512M].
     #[arg(long, value_parser = units::parse_size)]
     max_memory: Option<usize>,
-    /// Instance slots of the pool [default: 256].
+    /// Instance slots of the pool, at least --max-running [default: 256, or
+    /// --max-running when that is more].
     #[arg(long)]
     max_instances: Option<u32>,
     /// Largest tensor a function may pass to a model [default: 64M].
@@ -207,11 +222,23 @@ impl LimitArgs {
             &mut limits.max_running,
             self.max_running.map(|n| n as usize),
         );
+        // More running instances than the default slots: the slots follow,
+        // unless the operator set them too (then `Limits::check` holds them
+        // to at least --max-running).
+        if let (Some(running), None) = (self.max_running, self.max_instances) {
+            limits.max_instances = limits.max_instances.max(running);
+        }
         set(&mut limits.max_waiting, self.max_waiting);
         set(&mut limits.max_wait, self.max_wait);
         set(&mut limits.request_timeout, self.request_timeout);
         set(&mut limits.client_timeout, self.client_timeout);
         set(&mut limits.max_body_bytes, self.max_body_size);
+        set(
+            &mut limits.max_buffered_body_bytes,
+            self.max_buffered_bodies,
+        );
+        set(&mut limits.write_timeout, self.write_timeout);
+        set(&mut limits.idle_timeout, self.idle_timeout);
         set(&mut limits.max_header_bytes, self.max_header_size);
         set(&mut limits.max_connections, self.max_connections);
         set(&mut limits.max_memory_bytes, self.max_memory);
@@ -319,6 +346,11 @@ fn serve(
     listen: SocketAddr,
     observer: Box<dyn LoadObserver + Send>,
 ) -> anyhow::Result<()> {
+    // The server uses the limits before the application (which checks them
+    // too) is loaded.
+    if let Err(problem) = options.limits.check() {
+        anyhow::bail!("invalid limits: {problem}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -362,4 +394,53 @@ fn serve(
     // the process from exiting.
     runtime.shutdown_timeout(grace);
     served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        limits: LimitArgs,
+    }
+
+    fn limits(args: &[&str]) -> Limits {
+        let flags =
+            Flags::try_parse_from(std::iter::once("wasi-infer").chain(args.iter().copied()))
+                .unwrap();
+        let mut limits = Limits::for_cores(4);
+        flags.limits.apply(&mut limits);
+        limits
+    }
+
+    #[test]
+    fn more_running_instances_than_slots_raise_the_slots_unless_both_are_set() {
+        let raised = limits(&["--max-running", "1000"]);
+        assert_eq!((raised.max_running, raised.max_instances), (1000, 1000));
+        assert_eq!(raised.check(), Ok(()));
+        let fewer = limits(&["--max-running", "4"]);
+        assert_eq!(fewer.max_instances, 256, "never lowered");
+        let both = limits(&["--max-running", "1000", "--max-instances", "500"]);
+        assert!(both.check().unwrap_err().contains("--max-instances"));
+    }
+
+    #[test]
+    fn the_new_limits_are_read() {
+        let set = limits(&[
+            "--max-buffered-bodies",
+            "2M",
+            "--max-body-size",
+            "1M",
+            "--write-timeout",
+            "1s",
+            "--idle-timeout",
+            "500ms",
+        ]);
+        assert_eq!(set.max_buffered_body_bytes, 2 << 20);
+        assert_eq!(set.write_timeout, Duration::from_secs(1));
+        assert_eq!(set.idle_timeout, Duration::from_millis(500));
+        assert_eq!(set.check(), Ok(()));
+    }
 }

@@ -23,6 +23,7 @@ use wasmtime_wasi_http::WasiBody;
 
 use crate::access_log::Arrival;
 use crate::app::{App, AppOptions};
+use crate::connection::{ConnectionTimeouts, InFlight, TimedIo, TrackedBody};
 use crate::health::{Health, STILL_LOADING};
 use crate::limits::Limits;
 use crate::metrics::{self, Metrics};
@@ -32,6 +33,12 @@ use crate::{body, json_error};
 /// HTTP parser itself (431, without a body), before it is buffered whole;
 /// below that the answer is a 431 with a JSON error.
 const HEAD_PARSER_SLACK: usize = 4;
+
+/// The parser's own limit on a head (see [`HEAD_PARSER_SLACK`]). It
+/// saturates: a limit past what memory can hold is no tighter than that.
+fn head_parser_limit(max_header_bytes: usize) -> usize {
+    max_header_bytes.saturating_mul(HEAD_PARSER_SLACK).max(8192)
+}
 
 /// The paths the host answers itself, before any route: a manifest route to
 /// the same path is shadowed (`wasi-infer check` says so).
@@ -98,9 +105,18 @@ pub async fn run(
     let mut http = http1::Builder::new();
     http.keep_alive(true)
         .timer(TokioTimer::new())
+        // From when hyper starts waiting for a head (a new connection, or
+        // one gone idle after an answer) until the head is whole: this also
+        // closes idle keep-alive connections (see `connection`, which keeps
+        // the write and idle timeouts hyper does not).
         .header_read_timeout(limits.client_timeout)
-        .max_header_size((limits.max_header_bytes * HEAD_PARSER_SLACK).max(8192));
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+        .max_header_size(head_parser_limit(limits.max_header_bytes));
+    let timeouts = ConnectionTimeouts::new(&limits);
+    // `Limits::check` refuses more than a semaphore can count; an embedder
+    // that did not check gets the most there can be, not a panic.
+    let connections = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -126,8 +142,19 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let frontend = frontend.clone();
-        let service = service_fn(move |request| handle(frontend.clone(), request, client));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let in_flight = InFlight::default();
+        let io = TimedIo::new(stream, timeouts, in_flight.clone());
+        let service = service_fn(move |request| {
+            // Entered before the request's future first runs, and left when
+            // its answer has been handed to hyper whole or it is dropped.
+            let request_in_flight = in_flight.enter();
+            let frontend = frontend.clone();
+            async move {
+                let response = handle(frontend, request, client).await?;
+                Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, request_in_flight)))
+            }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%client, "connection closed: {error}");
@@ -278,5 +305,17 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_parser_limit_saturates() {
+        assert_eq!(head_parser_limit(64 << 10), 256 << 10);
+        assert_eq!(head_parser_limit(16), 8192);
+        assert_eq!(head_parser_limit(usize::MAX), usize::MAX);
     }
 }

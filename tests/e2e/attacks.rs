@@ -27,6 +27,11 @@ pub const LIMITS: &[&str] = &[
 
 /// The hostile application with [`LIMITS`], as overridden by `extra`.
 pub fn hostile_server(extra: &[&str]) -> Server {
+    hostile_server_with_env(extra, &[])
+}
+
+/// [`hostile_server`] with environment variables (e.g. `RUST_LOG`).
+pub fn hostile_server_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
     build_test_components();
     let manifest = root().join("tests/fixtures/hostile.toml");
     let models = root().join("models");
@@ -42,7 +47,7 @@ pub fn hostile_server(extra: &[&str]) -> Server {
         }
     }
     args.extend_from_slice(extra);
-    Server::start(&args)
+    Server::start_with(&args, env)
 }
 
 /// Good requests on another route, for as long as the attacks last.

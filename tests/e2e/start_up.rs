@@ -184,7 +184,7 @@ fn model_errors_name_the_model_and_the_problem() {
         ],
         &[],
     );
-    assert!(stderr.contains("max_instances"), "{stderr}");
+    assert!(stderr.contains("--max-instances"), "{stderr}");
 }
 
 #[test]

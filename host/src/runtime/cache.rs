@@ -7,14 +7,21 @@
 //! changed component or a different engine never gets a stale entry. Entries
 //! are written to a temporary file and renamed, so a reader never sees half
 //! of one; `wasi-infer compile` fills the cache ahead of time.
+//!
+//! Loading an entry runs its native code, so a cache is used only when this
+//! user alone can write it (see `cache_trust.rs`): a
+//! directory others can write is an error, and an entry others could have
+//! written is deleted and compiled anew.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+use super::cache_trust::{self, UntrustedCache};
 
 /// Where compiled components are kept.
 #[derive(Debug, Clone)]
@@ -38,6 +45,17 @@ impl Compiled {
             Compiled::Fresh => "now",
         }
     }
+}
+
+/// Why a component could not be had through the cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The cache directory is not this user's alone: nothing is loaded from it.
+    #[error(transparent)]
+    Untrusted(#[from] UntrustedCache),
+    /// The component does not compile.
+    #[error("{0:#}")]
+    Compile(wasmtime::Error),
 }
 
 impl std::fmt::Display for Compiled {
@@ -64,19 +82,28 @@ impl CompileCache {
         &self.dir
     }
 
+    /// Whether the cache may be used: its directory, when it exists, must be
+    /// this user's alone.
+    pub fn check_trusted(&self) -> Result<(), UntrustedCache> {
+        cache_trust::check_dir(&self.dir)
+    }
+
     /// The component compiled from `bytes`, from the cache when it is there;
     /// otherwise compiled and stored. A cache that cannot be read or written
-    /// costs the compilation, never the component: problems are logged.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, Compiled)> {
+    /// costs the compilation, never the component: problems are logged. A
+    /// cache another user could write into is an error.
+    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, Compiled), CacheError> {
+        self.check_trusted()?;
         let entry = self.entry(engine, bytes);
-        if entry.is_file() {
-            // SAFETY: `deserialize_file` trusts that the file holds what
-            // `Component::serialize` wrote for this engine. Only this process
-            // (or `wasi-infer compile`) writes entries, named by the hash of
-            // their source and of the engine, into a directory created for
-            // this user alone (mode 0700); a user who can write there could
-            // equally replace the server's binary.
-            match unsafe { Component::deserialize_file(engine, &entry) } {
+        if let Some(serialized) = read_trusted_entry(&entry) {
+            // SAFETY: `deserialize` trusts that the bytes are what
+            // `Component::serialize` wrote for this engine. They were read
+            // from a regular file owned by this user and writable by no one
+            // else, in a directory that is this user's alone (both checked
+            // just above), which only this process or `wasi-infer compile`
+            // writes, naming entries by the hash of their source and of the
+            // engine.
+            match unsafe { Component::deserialize(engine, &serialized) } {
                 Ok(component) => return Ok((component, Compiled::Cached)),
                 Err(error) => tracing::warn!(
                     entry = %entry.display(),
@@ -84,7 +111,7 @@ impl CompileCache {
                 ),
             }
         }
-        let component = Component::new(engine, bytes)?;
+        let component = Component::new(engine, bytes).map_err(CacheError::Compile)?;
         if let Err(error) = self.store(&entry, &component) {
             tracing::warn!(
                 dir = %self.dir.display(),
@@ -118,6 +145,56 @@ impl CompileCache {
     }
 }
 
+/// The bytes of a cache entry, when there is one that may be trusted. An
+/// entry that may not (a link, another user's, writable by others) is
+/// deleted with a warning, to be compiled anew and replaced.
+fn read_trusted_entry(entry: &Path) -> Option<Vec<u8>> {
+    let metadata = match std::fs::symlink_metadata(entry) {
+        Ok(metadata) => metadata,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(error) => {
+            tracing::warn!(entry = %entry.display(), "cannot read the cache entry: {error}");
+            return None;
+        }
+    };
+    let refused = match cache_trust::check_entry(&metadata) {
+        Ok(()) => match read_checked(entry) {
+            Ok(bytes) => return Some(bytes),
+            Err(problem) => problem,
+        },
+        Err(problem) => problem,
+    };
+    tracing::warn!(
+        entry = %entry.display(),
+        "refusing a compile cache entry: {refused}; deleting it and compiling the component again"
+    );
+    if let Err(error) = std::fs::remove_file(entry) {
+        tracing::warn!(entry = %entry.display(), "cannot delete the refused entry: {error}");
+    }
+    None
+}
+
+/// Reads an entry through a descriptor opened without following a link and
+/// checked again once open: the bytes are those of the file checked, even if
+/// the name was replaced in between.
+fn read_checked(entry: &Path) -> Result<Vec<u8>, String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let mut file = options
+        .open(entry)
+        .map_err(|e| format!("cannot open it: {e}"))?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| format!("cannot examine it: {e}"))?;
+    cache_trust::check_entry(&metadata)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    Ok(bytes)
+}
+
 /// Creates `dir` (and its parents) readable and writable by this user only.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
@@ -127,7 +204,9 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// A new file in `dir` with a name no other writer uses.
+/// A new file in `dir` with a name no other writer uses, readable and
+/// writable by this user only (whatever the umask: an entry others can
+/// write would be refused).
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -137,10 +216,11 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     let path = dir.join(name);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(&path)?;
     Ok((path, file))
 }
 
@@ -175,6 +255,70 @@ mod tests {
         assert_eq!(how, Compiled::Fresh);
         let (_, how) = cache.load(&engine, EMPTY_COMPONENT).unwrap();
         assert_eq!(how, Compiled::Cached, "the entry was rewritten");
+    }
+
+    #[cfg(unix)]
+    fn chmod(path: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_others_can_write_is_refused_before_anything_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path());
+        let engine = Engine::default();
+        cache.load(&engine, EMPTY_COMPONENT).unwrap();
+        chmod(dir.path(), 0o775);
+        let error = cache.load(&engine, EMPTY_COMPONENT).unwrap_err();
+        assert!(matches!(error, CacheError::Untrusted(_)), "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains("writable by its group or by others (mode 0775)"),
+            "{message}"
+        );
+        assert!(message.contains("--no-cache"), "{message}");
+        assert!(cache.check_trusted().is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_is_refused_deleted_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path().join("cache"));
+        let engine = Engine::default();
+        cache.load(&engine, EMPTY_COMPONENT).unwrap();
+        let entry = cache.entry(&engine, EMPTY_COMPONENT);
+        // A link to a good entry elsewhere: still refused, as a link.
+        let elsewhere = dir.path().join("elsewhere.cwasm");
+        std::fs::rename(&entry, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
+        let (_, how) = cache.load(&engine, EMPTY_COMPONENT).unwrap();
+        assert_eq!(how, Compiled::Fresh);
+        let metadata = std::fs::symlink_metadata(&entry).unwrap();
+        assert!(metadata.file_type().is_file(), "the link was replaced");
+        let (_, how) = cache.load(&engine, EMPTY_COMPONENT).unwrap();
+        assert_eq!(how, Compiled::Cached);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_entry_others_can_write_is_refused_deleted_and_replaced() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path());
+        let engine = Engine::default();
+        cache.load(&engine, EMPTY_COMPONENT).unwrap();
+        let entry = cache.entry(&engine, EMPTY_COMPONENT);
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&entry), 0o600, "entries are written private");
+        chmod(&entry, 0o666);
+        let (_, how) = cache.load(&engine, EMPTY_COMPONENT).unwrap();
+        assert_eq!(how, Compiled::Fresh);
+        assert_eq!(mode(&entry), 0o600, "the entry was replaced");
+        let (_, how) = cache.load(&engine, EMPTY_COMPONENT).unwrap();
+        assert_eq!(how, Compiled::Cached);
     }
 
     #[test]

@@ -3,17 +3,21 @@
 //! store and instance for every request (see [`component`]).
 
 pub mod cache;
+mod cache_trust;
 pub mod component;
 mod deadline;
+pub mod pool;
 pub mod state;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::limits::Limits;
+use crate::limits::{Limits, size_text};
 use crate::variables::{ComponentVariables, bindings as spin_variables};
-pub use cache::{CompileCache, Compiled};
+pub use cache::{CacheError, CompileCache, Compiled};
+pub use cache_trust::UntrustedCache;
 pub use component::{ComponentRuntime, HttpWorld};
+pub use pool::PoolSizes;
 pub use state::{Failure, HostState, InstanceConfig, InstanceReport};
 
 /// The engine and linker shared by every component of an application.
@@ -34,12 +38,12 @@ impl Runtime {
         config.epoch_interruption(true);
 
         // Pre-reserved slots make per-request instantiation a few microseconds.
+        let sizes = PoolSizes::for_limits(limits).map_err(wasmtime::Error::msg)?;
         let mut pool = PoolingAllocationConfig::new();
-        pool.total_component_instances(limits.max_instances);
-        // A Rust component is a handful of core instances, memories and tables.
-        pool.total_core_instances(limits.max_instances * 8);
-        pool.total_memories(limits.max_instances * 2);
-        pool.total_tables(limits.max_instances * 4);
+        pool.total_component_instances(sizes.component_instances);
+        pool.total_core_instances(sizes.core_instances);
+        pool.total_memories(sizes.memories);
+        pool.total_tables(sizes.tables);
         pool.max_memory_size(limits.max_memory_bytes);
         pool.table_elements(limits.max_table_elements);
         // A request's instance touches a few MiB (the decoded image, the
@@ -59,7 +63,15 @@ impl Runtime {
         pool.max_unused_warm_slots(0);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
 
-        let engine = Engine::new(&config)?;
+        // The pool reserves its address space here: too many instances of
+        // too much memory fail now, not at the first request.
+        let engine = Engine::new(&config).map_err(|error| {
+            error.context(format!(
+                "cannot reserve the instance pool for --max-instances {} of --max-memory {} each",
+                limits.max_instances,
+                size_text(limits.max_memory_bytes)
+            ))
+        })?;
         deadline::start_epoch_ticker(&engine);
         let mut linker = Linker::<HostState>::new(&engine);
         // Full WASI p2 (Rust std imports cli, clocks, filesystem, random, ...) and p3.

@@ -1,6 +1,6 @@
 //! An application ready to serve: the manifest, its models, its compiled
 //! components and its routes. [`App::handle`] serves one request in-process,
-//! which is all an embedder needs; [`crate::server`] puts it behind a socket.
+//! which is all an embedder needs; [`crate::http::server`] puts it behind a socket.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -12,11 +12,13 @@ use http::{HeaderValue, StatusCode, Uri};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::WasiBody;
 
-use crate::access_log::{Arrival, CLIENT_CLOSED_REQUEST, REQUEST_ID};
-use crate::admission::Admission;
-use crate::body::BodyError;
-use crate::body_budget::{BodyBudget, Reservation};
-use crate::health::Health;
+use crate::http::access_log::{Arrival, CLIENT_CLOSED_REQUEST, REQUEST_ID};
+use crate::http::admission::Admission;
+use crate::http::body;
+use crate::http::body::BodyError;
+use crate::http::body_budget::{BodyBudget, Reservation};
+use crate::http::health::Health;
+use crate::json_error;
 use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestError};
 use crate::metrics::Metrics;
@@ -29,7 +31,6 @@ use crate::runtime::{
     PoolSizes, Runtime, UntrustedCache,
 };
 use crate::variables::{render_component_variables, resolve_application_variables};
-use crate::{body, json_error};
 
 /// How to load an application.
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use wasi_infer::app::{App, AppOptions, LoadObserver};
+use wasi_infer::http::server::HOST_PATHS;
 use wasi_infer::nn::interface::{TensorInfo, format_shape};
-use wasi_infer::server::HOST_PATHS;
 
 pub fn check(options: &AppOptions, observer: &dyn LoadObserver) -> anyhow::Result<()> {
     let app = App::load_observed(options, observer)?;

@@ -8,8 +8,9 @@
 //! - [`nn`]: the model repository and the backends behind wasi-nn.
 //! - [`app`]: all of the above, ready to [`App::handle`] a request in-process.
 //! - [`limits`]: every bound on what a request or a function may use.
-//! - [`server`]: the HTTP server around an [`App`], with `/metrics` and health checks.
-//! - [`metrics`], [`health`], [`access_log`]: what the server tells operators.
+//! - [`http`]: the HTTP server around an [`App`] (connections, bodies,
+//!   admission), with `/metrics`, health checks and the request log.
+//! - [`metrics`]: what the server tells operators.
 //!
 //! Embedding, without a socket:
 //!
@@ -24,18 +25,12 @@
 //! # Ok(()) }
 //! ```
 
-pub mod access_log;
-mod admission;
 pub mod app;
-mod body;
-mod body_budget;
-mod connection;
-pub mod health;
+pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod nn;
 pub mod runtime;
-pub mod server;
 pub mod variables;
 
 /// The manifest (and its routes), in a crate of its own: free of any runtime,
@@ -46,15 +41,15 @@ pub use app::{App, AppError, AppOptions, LoadObserver, LoadStep, request_body};
 pub use limits::Limits;
 pub use nn::BackendKind;
 
-use http::StatusCode;
+use ::http::StatusCode;
 use wasmtime_wasi_http::WasiBody;
 
 /// A `{"error": "..."}` response, the shape of every error the host answers.
-pub fn json_error(status: StatusCode, message: impl Into<String>) -> http::Response<WasiBody> {
+pub fn json_error(status: StatusCode, message: impl Into<String>) -> ::http::Response<WasiBody> {
     let body = serde_json::json!({ "error": message.into() }).to_string();
-    http::Response::builder()
+    ::http::Response::builder()
         .status(status)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(body::full(body.into()))
+        .header(::http::header::CONTENT_TYPE, "application/json")
+        .body(http::body::full(body.into()))
         .expect("a static status and header make a valid response")
 }

@@ -4,7 +4,7 @@
 //!
 //! Where each limit is enforced:
 //! - connections, header size, client, write and idle timeouts:
-//!   [`crate::server`] (the last two in `connection.rs`);
+//!   [`crate::http::server`] (the last two in `connection.rs`);
 //! - body size, the budget of buffered bodies (`body_budget.rs`), the waiting
 //!   room and its wait: [`crate::app`];
 //! - the per-request deadline, memory and tables of an instance:

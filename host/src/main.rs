@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use wasi_infer::http::server::Frontend;
 use wasi_infer::runtime::CompileCache;
-use wasi_infer::server::Frontend;
 use wasi_infer::{App, AppOptions, BackendKind, Limits, LoadObserver};
 
 /// Serverless WebAssembly inference functions: serves a Spin application
@@ -363,10 +363,10 @@ fn serve(
         let address = listener.local_addr()?;
         tracing::info!(%address, "live; loading the application");
         let frontend = Arc::new(Frontend::loading(&options));
-        let mut server = tokio::spawn(wasi_infer::server::run(
+        let mut server = tokio::spawn(wasi_infer::http::server::run(
             frontend.clone(),
             listener,
-            wasi_infer::server::shutdown_signal(),
+            wasi_infer::http::server::shutdown_signal(),
         ));
         // Loading compiles components and models: blocking work, off the reactor.
         let mut loading =

@@ -2,7 +2,7 @@
 //!
 //! What bounds a connection's time, and where:
 //! - hyper's `header_read_timeout` (`--client-timeout`, set in
-//!   [`crate::server`]): its timer starts when hyper begins to wait for a
+//!   [`super::server`]): its timer starts when hyper begins to wait for a
 //!   request head (when the connection opens, and again as soon as an answer
 //!   has been written and the connection goes idle) and closes the connection
 //!   if the whole head has not arrived by then. It is not reset by bytes that

@@ -5,7 +5,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use wasmtime_wasi_http::WasiBody;
 
-use crate::body_budget::{BudgetExhausted, Reservation};
+use super::body_budget::{BudgetExhausted, Reservation};
 
 /// A complete body from bytes.
 pub fn full(bytes: Bytes) -> WasiBody {

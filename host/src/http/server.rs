@@ -21,13 +21,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime_wasi_http::WasiBody;
 
-use crate::access_log::Arrival;
+use super::access_log::Arrival;
+use super::body;
+use super::connection::{ConnectionTimeouts, InFlight, TimedIo, TrackedBody};
+use super::health::{Health, STILL_LOADING};
 use crate::app::{App, AppOptions};
-use crate::connection::{ConnectionTimeouts, InFlight, TimedIo, TrackedBody};
-use crate::health::{Health, STILL_LOADING};
+use crate::json_error;
 use crate::limits::Limits;
 use crate::metrics::{self, Metrics};
-use crate::{body, json_error};
 
 /// A request head past this many times `max_header_bytes` is refused by the
 /// HTTP parser itself (431, without a body), before it is buffered whole;

@@ -1,0 +1,15 @@
+//! The HTTP front: everything between a socket and [`crate::App::handle`].
+//!
+//! - [`server`] accepts connections (with [`connection`]'s write and idle
+//!   timeouts), answers the host's own paths and hands requests to the app.
+//! - [`body`] reads a request body within its limits, [`body_budget`] the
+//!   bytes all buffered bodies share, [`admission`] who runs next.
+//! - [`health`] is live and ready; [`access_log`] logs and counts each request.
+
+pub mod access_log;
+pub(crate) mod admission;
+pub(crate) mod body;
+pub(crate) mod body_budget;
+mod connection;
+pub mod health;
+pub mod server;

@@ -34,7 +34,7 @@ use super::cancel::Cancel;
 use super::interface::{DataType, ModelInterface, TensorInfo};
 use super::model_config::{ModelConfig, OptimizationLevel, OrtDevice};
 use super::pool::Pool;
-use super::runner::{CheckedInput, Runner, order_inputs};
+use super::runner::{CheckedInput, Runner, order_inputs, release_freed_memory};
 use super::tensor::{
     ElementType, invalid, tensor_from_values, values_from_bytes, with_element_type,
 };
@@ -317,10 +317,14 @@ impl Runner for OnnxRuntimeModel {
             Some(solo) if running.others == 0 => solo.try_lock().ok(),
             _ => None,
         };
-        match solo {
+        let outputs = match solo {
             Some(mut session) => infer(&mut session, values, cancel, large),
             None => infer(&mut *self.sessions.get(cancel)?, values, cancel, large),
+        };
+        if large {
+            release_freed_memory();
         }
+        outputs
     }
 
     fn settle(&self) {

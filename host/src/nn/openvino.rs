@@ -7,6 +7,7 @@
 //! otherwise run bf16 and move logits by up to ~0.3 from the other backends.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use openvino::{
@@ -22,7 +23,7 @@ use super::cancel::Cancel;
 use super::interface::{DataType, ModelInterface, TensorInfo};
 use super::model_config::{ModelConfig, ModelFormat};
 use super::pool::Pool;
-use super::runner::{Runner, order_inputs};
+use super::runner::{Runner, order_inputs, release_freed_memory};
 use super::tensor::{ElementType, invalid, tensor_from_values};
 
 /// Where `host/scripts/fetch-openvino.sh` installs the library.
@@ -73,15 +74,78 @@ const CANCEL_CHECK_MS: i64 = 10;
 /// traffic, and a bound on what many shapes of dynamic inputs can pin.
 const RUNTIME_CACHE_CAPACITY: &str = "64";
 
+/// A model on OpenVINO. The CPU plugin keeps the memory of the largest
+/// input shape each stream has run for as long as the compiled model lives
+/// (measured: 730 MB more after two requests of 16384 tokens to a text
+/// model, on two streams), and frees neither it after an infer request is
+/// dropped nor on request; its C API has no `release_memory`. So after a
+/// large request the model is compiled anew, in the background, and the
+/// requests that come next run on the new one; the old one, with its
+/// memory, goes when its last request does. At most one compilation runs at
+/// a time, and at most one every [`RENEW_EVERY`] (one takes about a second
+/// for all-MiniLM-L6-v2 here): a stream of large requests costs a tenth of a
+/// core, and memory returns within that time of the last one.
 pub struct OpenVinoModel {
-    requests: Pool<InferRequest>,
     interface: ModelInterface,
-    /// Inputs of more elements than this make a large request: its infer
-    /// request, which keeps buffers sized for it, is replaced afterwards.
+    /// Inputs of more elements than this make a large request.
     large_above: Option<u64>,
-    // The compiled model and its core outlive the requests made from them.
+    /// The compiled model requests run on now.
+    current: Arc<Mutex<Arc<Compiled>>>,
+    compiler: Arc<Mutex<Compiler>>,
+    /// A compilation runs, or waits out [`RENEW_EVERY`].
+    renewing: Arc<AtomicBool>,
+    /// A large request came while it did: compile again after.
+    renew_again: Arc<AtomicBool>,
+}
+
+/// The least time between two compilations of a model (see [`OpenVinoModel`]).
+const RENEW_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A compiled model and its infer requests, one per stream.
+struct Compiled {
+    requests: Pool<InferRequest>,
+    // The compiled model outlives the requests made from it.
     _compiled: Arc<Mutex<CompiledModel>>,
-    _core: Mutex<Core>,
+}
+
+/// What compiles the model: the core with its device properties set, and
+/// the model as read.
+struct Compiler {
+    core: Core,
+    model: Model,
+    device: String,
+    streams: usize,
+}
+
+impl Compiler {
+    fn compile(&mut self) -> Result<Compiled, String> {
+        let device = self.device.as_str();
+        let mut compiled = self
+            .core
+            .compile_model(&self.model, DeviceType::from(device))
+            .map_err(|e| format!("cannot compile for device {device:?}: {e}"))?;
+        let requests = (0..self.streams)
+            .map(|_| compiled.create_infer_request())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("cannot create an infer request: {e}"))?;
+        let compiled = Arc::new(Mutex::new(compiled));
+        // A request lost (its run panicked or was cancelled) is made anew.
+        let rebuild = {
+            let compiled = compiled.clone();
+            Box::new(move || {
+                let mut compiled = compiled
+                    .lock()
+                    .map_err(|_| "the compiled model is poisoned")?;
+                compiled
+                    .create_infer_request()
+                    .map_err(|e| format!("cannot create an infer request: {e}"))
+            })
+        };
+        Ok(Compiled {
+            requests: Pool::new(requests)?.with_rebuild(rebuild),
+            _compiled: compiled,
+        })
+    }
 }
 
 impl OpenVinoModel {
@@ -140,35 +204,68 @@ impl OpenVinoModel {
                     )))?;
             }
         }
-        let mut compiled = core
-            .compile_model(&model, DeviceType::from(device))
-            .map_err(ov(&format!("cannot compile for device {device:?}")))?;
-        let requests = (0..streams)
-            .map(|_| compiled.create_infer_request())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(ov("cannot create an infer request"))?;
-        tracing::debug!(model = name, device, streams, "OpenVINO model compiled");
-        let compiled = Arc::new(Mutex::new(compiled));
-        // A request lost (panicked, or replaced after a large input) is made anew.
-        let rebuild = {
-            let compiled = compiled.clone();
-            Box::new(move || {
-                let mut compiled = compiled
-                    .lock()
-                    .map_err(|_| "the compiled model is poisoned")?;
-                compiled
-                    .create_infer_request()
-                    .map_err(|e| format!("cannot create an infer request: {e}"))
-            })
+        let mut compiler = Compiler {
+            core,
+            model,
+            device: device.to_string(),
+            streams,
         };
-
+        let compiled = compiler.compile()?;
+        tracing::debug!(model = name, device, streams, "OpenVINO model compiled");
         Ok(Self {
-            requests: Pool::new(requests)?.with_rebuild(rebuild),
             interface,
             large_above: large_input_elements(config),
-            _compiled: compiled,
-            _core: Mutex::new(core),
+            current: Arc::new(Mutex::new(Arc::new(compiled))),
+            compiler: Arc::new(Mutex::new(compiler)),
+            renewing: Arc::new(AtomicBool::new(false)),
+            renew_again: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Compiles the model anew in the background, now or, when one ran
+    /// less than [`RENEW_EVERY`] ago, once that time is up.
+    fn renew(&self) {
+        if self.renewing.swap(true, Ordering::AcqRel) {
+            self.renew_again.store(true, Ordering::Release);
+            return;
+        }
+        let (current, compiler) = (self.current.clone(), self.compiler.clone());
+        let (renewing, again) = (self.renewing.clone(), self.renew_again.clone());
+        let spawned = std::thread::Builder::new()
+            .name("wasi-infer-openvino-renew".into())
+            .spawn(move || {
+                loop {
+                    let compiled = match compiler.lock() {
+                        Ok(mut compiler) => compiler.compile(),
+                        Err(_) => Err("the compiler is poisoned".into()),
+                    };
+                    match compiled {
+                        Ok(compiled) => {
+                            let old = current.lock().map(|mut current| {
+                                std::mem::replace(&mut *current, Arc::new(compiled))
+                            });
+                            // Its memory goes with its last request.
+                            drop(old);
+                            release_freed_memory();
+                        }
+                        Err(error) => tracing::warn!("cannot compile the model anew: {error}"),
+                    }
+                    std::thread::sleep(RENEW_EVERY);
+                    if again.swap(false, Ordering::AcqRel) {
+                        continue;
+                    }
+                    renewing.store(false, Ordering::Release);
+                    // One that came between the look and the store.
+                    if again.swap(false, Ordering::AcqRel) && !renewing.swap(true, Ordering::AcqRel)
+                    {
+                        continue;
+                    }
+                    break;
+                }
+            });
+        if spawned.is_err() {
+            self.renewing.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -208,7 +305,12 @@ impl Runner for OpenVinoModel {
                 Ok((input.name.as_str(), tensor))
             })
             .collect::<Result<Vec<_>, BackendError>>()?;
-        let mut request = self.requests.get(cancel)?;
+        let compiled = self
+            .current
+            .lock()
+            .map_err(|_| invalid("OpenVINO: the model is poisoned"))?
+            .clone();
+        let mut request = compiled.requests.get(cancel)?;
         for (name, tensor) in &tensors {
             request.set_tensor(name, tensor).map_err(fail)?;
         }
@@ -232,8 +334,9 @@ impl Runner for OpenVinoModel {
             })
             .collect();
         if large {
-            // Its buffers were sized for this request: let a new one start small.
-            request.retire();
+            drop(request);
+            drop(compiled);
+            self.renew();
         }
         outputs
     }

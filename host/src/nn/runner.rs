@@ -27,6 +27,18 @@ pub trait Runner: Send + Sync + 'static {
     fn settle(&self) {}
 }
 
+/// Hands memory freed after a large request back to the system: glibc keeps
+/// freed heap memory for reuse, so what a backend releases (ONNX Runtime's
+/// arena after it shrinks, OpenVINO's buffers) would otherwise stay resident.
+/// Costs a walk of the heap: only after a large request.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A native library named by an environment variable (`ORT_DYLIB_PATH`,
 /// `OPENVINO_DYLIB_PATH`): `None` when it is not set, an error when it names
 /// no file.

@@ -13,6 +13,7 @@ use prost::Message;
 use tract_onnx::pb;
 
 use crate::server::root;
+use crate::tensors::value_info;
 
 /// MatMuls in the chain: at n = 1024, 2 GFLOP each.
 pub const MATMULS: usize = 256;
@@ -37,26 +38,8 @@ pub fn slow_models() -> &'static Path {
 
 fn write_slow_model(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
-    let square = |name: &str| {
-        use pb::tensor_shape_proto::{Dimension, dimension::Value};
-        let dim = |param: &str| Dimension {
-            value: Some(Value::DimParam(param.into())),
-            ..Default::default()
-        };
-        pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: 1, // f32
-                    shape: Some(pb::TensorShapeProto {
-                        dim: vec![dim("n"), dim("n")],
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    };
+    // f32 [n, n]
+    let square = |name: &str| value_info(name, 1, &["n", "n"]);
     let node = |i: usize| pb::NodeProto {
         name: format!("matmul_{i}"),
         op_type: "MatMul".into(),

@@ -21,7 +21,9 @@ const TYPES: [(&str, TensorType, i32, usize); 7] = [
     ("i64", TensorType::I64, 7, 8),
 ];
 
-fn value_info(name: &str, code: i32) -> pb::ValueInfoProto {
+/// An ONNX tensor `name` of element type `code`, with the named dynamic
+/// dimensions `dims`.
+pub fn value_info(name: &str, code: i32, dims: &[&str]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     let dim = |param: &str| Dimension {
         value: Some(Value::DimParam(param.into())),
@@ -33,7 +35,7 @@ fn value_info(name: &str, code: i32) -> pb::ValueInfoProto {
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
                 elem_type: code,
                 shape: Some(pb::TensorShapeProto {
-                    dim: vec![dim("batch"), dim("n")],
+                    dim: dims.iter().map(|d| dim(d)).collect(),
                 }),
             })),
             ..Default::default()
@@ -59,11 +61,11 @@ pub fn identity_model(types: &[&str]) -> tempfile::TempDir {
             .collect(),
         input: chosen
             .iter()
-            .map(|(ty, _, code, _)| value_info(&format!("in_{ty}"), *code))
+            .map(|(ty, _, code, _)| value_info(&format!("in_{ty}"), *code, &["batch", "n"]))
             .collect(),
         output: chosen
             .iter()
-            .map(|(ty, _, code, _)| value_info(&format!("out_{ty}"), *code))
+            .map(|(ty, _, code, _)| value_info(&format!("out_{ty}"), *code, &["batch", "n"]))
             .collect(),
         ..Default::default()
     };

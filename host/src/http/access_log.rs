@@ -47,6 +47,10 @@ impl Arrival {
     /// Records a request whose client went away before its answer, with
     /// nginx's status for it, 499 ("client closed request").
     pub fn abandoned(self, metrics: &Metrics, route: &str, component: &str) {
+        self.record(metrics, route, component, CLIENT_CLOSED_REQUEST);
+    }
+
+    fn record(&self, metrics: &Metrics, route: &str, component: &str, status: u16) {
         record(
             metrics,
             &Answered {
@@ -54,7 +58,7 @@ impl Arrival {
                 path: &self.path,
                 route,
                 component,
-                status: CLIENT_CLOSED_REQUEST,
+                status,
                 took: self.started.elapsed(),
                 request_id: self.id.to_str().unwrap_or_default(),
             },
@@ -70,18 +74,7 @@ impl Arrival {
         component: &str,
         mut response: http::Response<B>,
     ) -> http::Response<B> {
-        record(
-            metrics,
-            &Answered {
-                method: &self.method,
-                path: &self.path,
-                route,
-                component,
-                status: response.status().as_u16(),
-                took: self.started.elapsed(),
-                request_id: self.id.to_str().unwrap_or_default(),
-            },
-        );
+        self.record(metrics, route, component, response.status().as_u16());
         response.headers_mut().insert(REQUEST_ID, self.id);
         response
     }

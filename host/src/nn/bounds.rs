@@ -272,15 +272,9 @@ pub fn large_input_elements(config: &ModelConfig) -> Option<u64> {
         .inputs
         .iter()
         .map(|spec| {
-            spec.shape
+            spec.trial_shape()
                 .iter()
-                .enumerate()
-                .map(|(i, &d)| match u64::try_from(d) {
-                    Ok(d) => d,
-                    Err(_) if i == 0 => 1,
-                    Err(_) => 16,
-                })
-                .fold(1u64, u64::saturating_mul)
+                .fold(1u64, |n, &d| n.saturating_mul(d as u64))
         })
         .fold(0u64, u64::saturating_add);
     Some(trial.saturating_mul(TIMES_TRIAL))

@@ -331,17 +331,10 @@ pub fn trial_inputs(config: &ModelConfig) -> Vec<NamedTensor> {
         .inputs
         .iter()
         .map(|spec| {
-            let dims: Vec<u32> = spec
-                .shape
-                .iter()
-                .enumerate()
-                .map(|(i, &d)| match u32::try_from(d) {
-                    Ok(d) => d,
-                    Err(_) if i == 0 => 1,
-                    Err(_) => 16,
-                })
-                .collect();
-            let len = dims.iter().map(|&d| d as usize).product::<usize>() * spec.ty.size();
+            let shape = spec.trial_shape();
+            let len = shape.iter().product::<usize>() * spec.ty.size();
+            // model.toml's dimensions fit wasi-nn's u32 (ModelConfig::check).
+            let dims = shape.iter().map(|&d| d as u32).collect();
             NamedTensor {
                 name: spec.name.clone(),
                 tensor: wasmtime_wasi_nn::Tensor::new(dims, spec.ty.to_wasi(), vec![0; len]),

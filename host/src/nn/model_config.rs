@@ -207,6 +207,20 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
+    /// The shape of a trial input: a batch of 1 in a dynamic first
+    /// dimension, 16 in any other dynamic one (e.g. 16 tokens).
+    pub fn trial_shape(&self) -> Vec<usize> {
+        self.shape
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| match usize::try_from(d) {
+                Ok(d) => d,
+                Err(_) if i == 0 => 1,
+                Err(_) => 16,
+            })
+            .collect()
+    }
+
     /// The shape with every dimension known, if it has no dynamic one.
     pub fn concrete_shape(&self) -> Option<Vec<usize>> {
         self.shape
@@ -283,6 +297,14 @@ impl ModelConfig {
                 return Err(format!(
                     "tensor {:?}: dimensions must be positive, or -1 for a dynamic one",
                     t.name
+                ));
+            }
+            // wasi-nn's dimensions are u32.
+            if t.shape.iter().any(|&d| d > i64::from(u32::MAX)) {
+                return Err(format!(
+                    "tensor {:?}: a dimension may be at most {}",
+                    t.name,
+                    u32::MAX
                 ));
             }
         }

@@ -12,12 +12,12 @@ use http::{HeaderValue, StatusCode, Uri};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::WasiBody;
 
+use crate::health::Health;
 use crate::http::access_log::{Arrival, CLIENT_CLOSED_REQUEST, REQUEST_ID};
 use crate::http::admission::Admission;
 use crate::http::body;
 use crate::http::body::BodyError;
 use crate::http::body_budget::{BodyBudget, Reservation};
-use crate::http::health::Health;
 use crate::json_error;
 use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestError};

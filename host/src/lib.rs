@@ -10,7 +10,7 @@
 //! - [`limits`]: every bound on what a request or a function may use.
 //! - [`http`]: the HTTP server around an [`App`] (connections, bodies,
 //!   admission), with `/metrics`, health checks and the request log.
-//! - [`metrics`]: what the server tells operators.
+//! - [`metrics`], [`health`]: what the server tells operators.
 //!
 //! Embedding, without a socket:
 //!
@@ -26,6 +26,7 @@
 //! ```
 
 pub mod app;
+pub mod health;
 pub mod http;
 pub mod limits;
 pub mod metrics;

@@ -206,7 +206,7 @@ impl Metrics {
         self.waiting.clone()
     }
 
-    /// `wasi_infer_ready`, for [`crate::http::health::Health`] to keep in step.
+    /// `wasi_infer_ready`, for [`crate::health::Health`] to keep in step.
     pub fn ready_gauge(&self) -> Gauge {
         self.ready.clone()
     }

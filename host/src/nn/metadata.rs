@@ -10,7 +10,7 @@ use wasmtime::component::HasData;
 use super::interface::{DataType, TensorInfo};
 use super::tensor::ElementType;
 use super::{ComponentModels, ServedModel};
-use crate::http::health::Health;
+use crate::health::Health;
 
 mod generated {
     wasmtime::component::bindgen!({

@@ -13,7 +13,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use crate::http::health::Health;
+use crate::health::Health;
 use crate::limits::Limits;
 use crate::manifest::DirMount;
 use crate::metrics::{ComponentMetrics, InFlight};

@@ -355,7 +355,8 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
             Ok(outputs) => {
                 let mut named = Vec::with_capacity(outputs.len());
                 for BackendTensor { name, tensor } in outputs {
-                    self.nn.charge(tensor_bytes(&tensor) + name.len())?;
+                    // The name goes to the guest; the tensor stays here.
+                    self.nn.charge(tensor_bytes(&tensor))?;
                     named.push((name, self.table.push(tensor)?));
                 }
                 Ok(Ok(named))

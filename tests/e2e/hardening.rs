@@ -111,7 +111,7 @@ fn settled_rss(pid: u32) -> u64 {
 /// quarter of what the one unbounded request of the issue took (5.7 GB).
 const PEAK_ABOVE_START: u64 = 1536 * MIB;
 /// After them: the backends give back what the large requests grew (see
-/// `nn::bounds::large_input_elements`: ONNX Runtime's arena shrinks,
+/// `nn::bounds::LargeRequests`: ONNX Runtime's arena shrinks,
 /// OpenVINO's model is compiled anew); what stays is allocator slack and the
 /// kernels cached for the shapes seen, tens of MB (measured: +49 to +61 MiB on ONNX
 /// Runtime, -4 to -20 MiB on OpenVINO).
@@ -296,6 +296,8 @@ fn the_open_inference_protocol_refuses_inputs_past_a_models_bounds() {
         end / MIB
     );
     assert!(
+        // Refused before it ran: at most the body's buffer (3 MiB) and the
+        // allocator's slack, far below the gigabytes of a run.
         end <= start + 100 * MIB,
         "{} -> {} MiB",
         start / MIB,
@@ -340,7 +342,9 @@ fn a_deadline_during_inference_answers_504_and_stops_it_on_every_backend() {
             let took = started.elapsed();
             let message = reply.assert_error(504);
             assert!(message.contains("did not answer within 2s"), "{message}");
-            // The answer comes at the deadline, not when the inference ends.
+            // The answer comes at the deadline, not when the inference ends
+            // (seconds later, uncancelled): 1.5 s of slack past the 2 s
+            // deadline for the instance's teardown on a loaded machine.
             assert!(
                 took < Duration::from_millis(3500),
                 "{backend}: answered after {took:?}"
@@ -388,6 +392,8 @@ fn a_client_that_goes_away_stops_its_inference() {
         running * 100.0,
         after * 100.0
     );
+    // A matrix product keeps at least one core busy (ONNX Runtime runs it on
+    // every core when the model is otherwise idle): what is stopped ran.
     assert!(running > 0.5, "the slow model was not running: {running}");
     assert!(after < STOPPED_CPU_SHARE, "it kept running: {after}");
     // The log has the request, answered to no one.

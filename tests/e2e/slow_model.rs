@@ -13,7 +13,7 @@ use prost::Message;
 use tract_onnx::pb;
 
 use crate::server::root;
-use crate::tensors::value_info;
+use crate::tensors::{onnx_model, value_info};
 
 /// MatMuls in the chain: at n = 1024, 2 GFLOP each.
 pub const MATMULS: usize = 256;
@@ -58,22 +58,13 @@ fn write_slow_model(dir: &Path) {
         }],
         ..Default::default()
     };
-    let model = pb::ModelProto {
-        ir_version: 8,
-        producer_name: "wasi-infer tests".into(),
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: 14,
-        }],
-        graph: Some(pb::GraphProto {
-            name: "slow-matmul".into(),
-            node: (0..MATMULS).map(node).collect(),
-            input: vec![square("x")],
-            output: vec![square("y")],
-            ..Default::default()
-        }),
+    let model = onnx_model(pb::GraphProto {
+        name: "slow-matmul".into(),
+        node: (0..MATMULS).map(node).collect(),
+        input: vec![square("x")],
+        output: vec![square("y")],
         ..Default::default()
-    };
+    });
     std::fs::write(dir.join("model.onnx"), model.encode_to_vec()).unwrap();
     // Bounds that let the slow request through: that is its purpose.
     std::fs::write(

@@ -21,6 +21,20 @@ const TYPES: [(&str, TensorType, i32, usize); 7] = [
     ("i64", TensorType::I64, 7, 8),
 ];
 
+/// An ONNX model (opset 14) of `graph`.
+pub fn onnx_model(graph: pb::GraphProto) -> pb::ModelProto {
+    pb::ModelProto {
+        ir_version: 8,
+        producer_name: "wasi-infer tests".into(),
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: 14,
+        }],
+        graph: Some(graph),
+        ..Default::default()
+    }
+}
+
 /// An ONNX tensor `name` of element type `code`, with the named dynamic
 /// dimensions `dims`.
 pub fn value_info(name: &str, code: i32, dims: &[&str]) -> pb::ValueInfoProto {
@@ -69,16 +83,7 @@ pub fn identity_model(types: &[&str]) -> tempfile::TempDir {
             .collect(),
         ..Default::default()
     };
-    let model = pb::ModelProto {
-        ir_version: 8,
-        producer_name: "wasi-infer tests".into(),
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: 14,
-        }],
-        graph: Some(graph),
-        ..Default::default()
-    };
+    let model = onnx_model(graph);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("model.onnx"), model.encode_to_vec()).unwrap();
     let mut toml = String::from("format = \"onnx\"\nfile = \"model.onnx\"\n");

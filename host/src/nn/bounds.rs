@@ -23,6 +23,7 @@ use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
 use super::interface::{ModelInterface, format_shape};
 use super::model_config::ModelConfig;
+use super::runner::CheckedInput;
 use super::tensor::{invalid_input, too_large_input};
 
 /// The server's bounds for models whose `model.toml` sets none.
@@ -183,14 +184,6 @@ impl InputBounds {
         }
     }
 
-    /// The shape input `name` takes (with `model.toml`'s pins), if known.
-    pub fn shape(&self, name: &str) -> Option<&[i64]> {
-        self.inputs
-            .iter()
-            .find(|b| b.name == name)
-            .and_then(|b| b.shape.as_deref())
-    }
-
     /// Checks the inputs of one inference. Inputs the model does not have
     /// are left to the backend, which names the model's inputs.
     pub fn check(&self, inputs: &[NamedTensor]) -> Result<(), BackendError> {
@@ -249,35 +242,56 @@ impl InputBounds {
     }
 }
 
-/// How many input elements (all inputs together) make a request large for a
-/// backend's memory: 64 times the model's trial inputs (a batch of 1, 16
+/// Which requests are large for a backend's memory: more input elements (all
+/// inputs together) than 64 times the model's trial inputs (a batch of 1, 16
 /// elsewhere in a dynamic dimension), e.g. 3072 token ids for a text model
-/// of three [batch, sequence] inputs. `None` when `model.toml` fixes every
+/// of three [batch, sequence] inputs. None is when `model.toml` fixes every
 /// dimension: then every request is the same size.
 ///
 /// A backend whose memory keeps the high-water mark of the largest request
-/// gives it back after a large one (ONNX Runtime's arena, an OpenVINO infer
-/// request's buffers); below this, requests keep what they use, so that
+/// gives it back after a large one (ONNX Runtime's arena, OpenVINO's
+/// compiled model); below this, requests keep what they use, so that
 /// ordinary traffic does not pay for allocating it again each time.
-pub fn large_input_elements(config: &ModelConfig) -> Option<u64> {
-    const TIMES_TRIAL: u64 = 64;
-    if config
-        .inputs
-        .iter()
-        .all(|spec| spec.concrete_shape().is_some())
-    {
-        return None;
+#[derive(Debug, Clone, Copy)]
+pub struct LargeRequests {
+    above: Option<u64>,
+}
+
+impl LargeRequests {
+    pub fn of(config: &ModelConfig) -> Self {
+        const TIMES_TRIAL: u64 = 64;
+        if config
+            .inputs
+            .iter()
+            .all(|spec| spec.concrete_shape().is_some())
+        {
+            return Self { above: None };
+        }
+        let trial: u64 = config
+            .inputs
+            .iter()
+            .map(|spec| {
+                spec.trial_shape()
+                    .iter()
+                    .fold(1u64, |n, &d| n.saturating_mul(d as u64))
+            })
+            .fold(0u64, u64::saturating_add);
+        Self {
+            above: Some(trial.saturating_mul(TIMES_TRIAL)),
+        }
     }
-    let trial: u64 = config
-        .inputs
-        .iter()
-        .map(|spec| {
-            spec.trial_shape()
-                .iter()
-                .fold(1u64, |n, &d| n.saturating_mul(d as u64))
-        })
-        .fold(0u64, u64::saturating_add);
-    Some(trial.saturating_mul(TIMES_TRIAL))
+
+    /// Whether these (checked) inputs make a large request.
+    pub fn includes(&self, inputs: &[CheckedInput]) -> bool {
+        let Some(above) = self.above else {
+            return false;
+        };
+        let elements: u64 = inputs
+            .iter()
+            .map(|t| t.dims.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64)))
+            .fold(0u64, u64::saturating_add);
+        elements > above
+    }
 }
 
 #[cfg(test)]
@@ -368,7 +382,6 @@ mod tests {
             &config(text),
             BoundDefaults::default(),
         );
-        assert_eq!(bounds.shape("x"), Some(&[1, 3, 224, 224][..]));
         assert!(bounds.check(&[input("x", &[1, 3, 224, 224])]).is_ok());
         let (too_large, message) = error(bounds.check(&[input("x", &[2, 3, 224, 224])]));
         assert!(!too_large, "a pin is what the model takes: {message}");
@@ -389,6 +402,22 @@ mod tests {
         assert!(bounds.check(&[input("x", &[4, 3, 224, 224])]).is_ok());
         let (_, message) = error(bounds.check(&[input("x", &[5, 3, 224, 224])]));
         assert!(message.contains("the server's --max-batch"), "{message}");
+    }
+
+    #[test]
+    fn large_requests_are_64_times_the_trial_inputs_and_never_of_fixed_shapes() {
+        let checked = |dims: &[usize]| CheckedInput {
+            name: "ids".into(),
+            tensor: Tensor::new(Vec::new(), TensorType::I64, Vec::new()),
+            dims: dims.to_vec(),
+        };
+        // Trial: [1, 16] = 16 elements; large above 1024.
+        let large = LargeRequests::of(&config(TEXT));
+        assert!(!large.includes(&[checked(&[64, 16])]));
+        assert!(large.includes(&[checked(&[64, 17])]));
+        let text = "[[inputs]]\nname = \"x\"\ntype = \"f32\"\nshape = [1, 3, 224, 224]\n";
+        let fixed = LargeRequests::of(&config(text));
+        assert!(!fixed.includes(&[checked(&[1, 3, 224, 224])]));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use ort::value::{DynValue, Tensor as OrtTensor, ValueType};
 use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
-use super::bounds::large_input_elements;
+use super::bounds::LargeRequests;
 use super::cancel::Cancel;
 use super::interface::{DataType, ModelInterface, TensorInfo};
 use super::model_config::{ModelConfig, OptimizationLevel, OrtDevice};
@@ -131,9 +131,8 @@ pub struct OnnxRuntimeModel {
     solo: Option<Mutex<Session>>,
     /// Inferences running on this model now.
     in_flight: AtomicUsize,
-    /// Inputs of more elements than this (in all) are a large request: see
-    /// [`OnnxRuntimeModel::run`]. `None` for a model of fixed shapes.
-    large_above: Option<u64>,
+    /// After a large request the arena shrinks: see [`OnnxRuntimeModel::run`].
+    large: LargeRequests,
     interface: ModelInterface,
 }
 
@@ -250,7 +249,7 @@ impl OnnxRuntimeModel {
             building: Mutex::new(building),
             solo,
             in_flight: AtomicUsize::new(0),
-            large_above: large_input_elements(config),
+            large: LargeRequests::of(config),
             interface,
         })
     }
@@ -303,11 +302,7 @@ impl Runner for OnnxRuntimeModel {
         cancel: &Cancel,
     ) -> Result<Vec<NamedTensor>, BackendError> {
         let inputs = order_inputs(&self.interface, inputs)?;
-        let elements: u64 = inputs
-            .iter()
-            .map(|t| t.dims.iter().map(|&d| d as u64).product::<u64>())
-            .sum();
-        let large = self.large_above.is_some_and(|above| elements > above);
+        let large = self.large.includes(&inputs);
         let values = inputs
             .into_iter()
             .map(|t| Ok((t.name.clone(), to_value(&t)?)))

@@ -18,7 +18,7 @@ use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 use wasmtime_wasi_nn::wit::TensorType;
 
-use super::bounds::large_input_elements;
+use super::bounds::LargeRequests;
 use super::cancel::Cancel;
 use super::interface::{DataType, ModelInterface, TensorInfo};
 use super::model_config::{ModelConfig, ModelFormat};
@@ -87,8 +87,8 @@ const RUNTIME_CACHE_CAPACITY: &str = "64";
 /// core, and memory returns within that time of the last one.
 pub struct OpenVinoModel {
     interface: ModelInterface,
-    /// Inputs of more elements than this make a large request.
-    large_above: Option<u64>,
+    /// After a large request the model is compiled anew.
+    large: LargeRequests,
     /// The compiled model requests run on now.
     current: Arc<Mutex<Arc<Compiled>>>,
     compiler: Arc<Mutex<Compiler>>,
@@ -214,7 +214,7 @@ impl OpenVinoModel {
         tracing::debug!(model = name, device, streams, "OpenVINO model compiled");
         Ok(Self {
             interface,
-            large_above: large_input_elements(config),
+            large: LargeRequests::of(config),
             current: Arc::new(Mutex::new(Arc::new(compiled))),
             compiler: Arc::new(Mutex::new(compiler)),
             renewing: Arc::new(AtomicBool::new(false)),
@@ -283,11 +283,7 @@ impl Runner for OpenVinoModel {
     ) -> Result<Vec<NamedTensor>, BackendError> {
         let inputs = order_inputs(&self.interface, inputs)?;
         let fail = |e: openvino::InferenceError| invalid(format!("OpenVINO: {e}"));
-        let elements: u64 = inputs
-            .iter()
-            .map(|t| t.dims.iter().map(|&d| d as u64).product::<u64>())
-            .sum();
-        let large = self.large_above.is_some_and(|above| elements > above);
+        let large = self.large.includes(&inputs);
         let tensors = inputs
             .iter()
             .map(|input| {

@@ -7,9 +7,9 @@
 //! - A pool may start with only some of its items and be filled while it
 //!   serves (ONNX Runtime builds its extra sessions after start-up).
 //! - An item whose inference panicked is not handed out again: it may be in
-//!   any state. Nor is one [`PoolItem::retire`]d (an OpenVINO request that
-//!   grew its buffers for one large input). Either is built anew, by the
-//!   pool's `rebuild`, when a request next needs it.
+//!   any state. Nor is one [`PoolItem::retire`]d (an OpenVINO request whose
+//!   inference was cancelled). Either is built anew, by the pool's
+//!   `rebuild`, when a request next needs it.
 
 use std::collections::BTreeSet;
 use std::ops::{Deref, DerefMut};

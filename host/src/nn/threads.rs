@@ -32,7 +32,6 @@ type Job = Box<dyn FnOnce() + Send>;
 /// The pool of inference threads, shared by every model of an application.
 pub struct InferenceThreads {
     queue: Mutex<Option<mpsc::Sender<Job>>>,
-    threads: usize,
 }
 
 impl InferenceThreads {
@@ -63,12 +62,7 @@ impl InferenceThreads {
         }
         Ok(Arc::new(Self {
             queue: Mutex::new(Some(sender)),
-            threads,
         }))
-    }
-
-    pub fn threads(&self) -> usize {
-        self.threads
     }
 
     /// Runs `inputs` through `runner` on an inference thread. Dropping the

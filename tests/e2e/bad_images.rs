@@ -219,31 +219,69 @@ fn hostile_images_get_4xx_json_errors_or_right_answers_never_5xx() {
     reply.assert_error(405);
     assert_eq!(reply.allow.as_deref(), Some("POST"));
 
-    // Content types: image/*, bytes, or none; anything else is a 415.
+    // An image is classified whatever its Content-Type says: curl's
+    // --data-binary sends application/x-www-form-urlencoded, and clients
+    // label raw uploads loosely.
     for content_type in [
         Some("image/png"),
         Some("image/jpeg"),
         Some("IMAGE/PNG; name=chelsea.png"),
         Some("application/octet-stream"),
         None,
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        Some("application/json"),
     ] {
         let what = format!("Content-Type {content_type:?}");
         let reply = log.note(&what, send(&server, "POST", PATH, content_type, &cat));
         let got = classes(&what, &reply, 5);
         assert!(CATS.contains(&got[0]), "{what}: {got:?}");
     }
-    for content_type in [
-        "application/json",
-        "text/plain",
-        "multipart/form-data; boundary=xyz",
-        "application/x-www-form-urlencoded",
+    // A form upload, as `curl -F file=@chelsea.png` sends it (a text field
+    // first, then the file): its file is classified.
+    let boundary = "------------------------4c1f2bd5d0a4e6c7";
+    let mut form = Vec::new();
+    form.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\na cat\r\n")
+            .as_bytes(),
+    );
+    form.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"chelsea.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes(),
+    );
+    form.extend_from_slice(&cat);
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let multipart = format!("multipart/form-data; boundary={boundary}");
+    let reply = log.note(
+        "a form upload",
+        send(&server, "POST", PATH, Some(&multipart), &form),
+    );
+    let got = classes("a form upload", &reply, 5);
+    assert!(CATS.contains(&got[0]), "form upload: {got:?}");
+    // A form that is not one, or holds no file: 400, saying so.
+    for (what, body) in [
+        ("raw bytes labelled as a form", cat.clone()),
+        (
+            "a form without a file",
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--{boundary}--\r\n").into_bytes(),
+        ),
+    ] {
+        let message = log
+            .note(what, send(&server, "POST", PATH, Some(&multipart), &body))
+            .assert_error(400);
+        assert!(message.contains("multipart/form-data"), "{what}: {message}");
+    }
+    // A body that is not an image and does not claim to be one: 415.
+    for (content_type, body) in [
+        ("application/json", &br#"{"image": "chelsea.png"}"#[..]),
+        ("text/plain", b"a cat"),
+        ("application/x-www-form-urlencoded", b"image=chelsea.png"),
     ] {
         let what = format!("Content-Type {content_type}");
         let message = log
-            .note(&what, send(&server, "POST", PATH, Some(content_type), &cat))
+            .note(&what, send(&server, "POST", PATH, Some(content_type), body))
             .assert_error(415);
         assert!(
-            message.contains("image/*") && message.contains("application/octet-stream"),
+            message.contains("image/*") && message.contains("multipart/form-data"),
             "{what}: {message}"
         );
         assert!(message.contains(content_type), "{what}: {message}");

@@ -5,9 +5,11 @@
 //! - [`model_name`]: the model named in the request path (`/<route>/<model>`);
 //! - [`read_model_toml`]: the model's `model.toml`, mounted read-only at `/models`;
 //! - [`nn`]: running a model through wasi-nn, with errors mapped to HTTP;
-//! - [`models`]: the models' metadata and the server's readiness, from the host.
+//! - [`models`]: the models' metadata and the server's readiness, from the host;
+//! - [`form`]: the file of a `multipart/form-data` upload.
 
 mod error;
+pub mod form;
 pub mod models;
 pub mod nn;
 
@@ -28,15 +30,32 @@ pub struct ModelToml {
     pub text: String,
 }
 
-/// Reads `/models/<model>/model.toml`; a model without one is a 404.
+/// Reads `/models/<model>/model.toml`. A name the repository does not hold
+/// is a 404 however the file system says so: no such file, a file where a
+/// directory should be (`/models/README.md/model.toml`), or a name the file
+/// system cannot even hold (longer than 255 bytes). Anything else (a file it
+/// may not read) is the server's fault.
 pub fn read_model_toml(model: &str) -> Result<ModelToml, ApiError> {
+    use std::io::ErrorKind;
     let dir = PathBuf::from(MODELS_DIR).join(model);
     let path = dir.join("model.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ApiError::not_found(format!("no model named {model:?}")),
+        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::InvalidFilename => {
+            ApiError::not_found(format!("no model named {}", quoted(model)))
+        }
         _ => ApiError::internal(format!("cannot read {}: {e}", path.display())),
     })?;
     Ok(ModelToml { dir, path, text })
+}
+
+/// A name from a request, quoted for a message, and cut short when a client
+/// sent a long one: an error need not echo 5,000 characters back.
+pub fn quoted(name: &str) -> String {
+    const SHOWN: usize = 64;
+    match name.char_indices().nth(SHOWN) {
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &name[..cut], name.len()),
+        None => format!("{name:?}"),
+    }
 }
 
 /// The model is the part of the path after the route's prefix, e.g.
@@ -58,14 +77,20 @@ pub fn model_name<'a>(req: &'a Request, usage: &str) -> Result<&'a str, ApiError
         Ok(name)
     } else {
         Err(ApiError::not_found(format!(
-            "no model named {name:?}: use {usage}"
+            "no model named {}: use {usage}",
+            quoted(name)
         )))
     }
 }
 
-/// A directory name in the model repository: no separators, no `..`.
+/// The longest file name Linux file systems hold (`NAME_MAX`).
+const MAX_NAME_BYTES: usize = 255;
+
+/// A directory name in the model repository: no separators, no `..`, and
+/// short enough to be a file name at all.
 fn is_model_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
         && !name.starts_with('.')
         && name
             .chars()
@@ -83,5 +108,14 @@ mod tests {
         for bad in ["", "..", ".hidden", "a/b", "a\\b", "a b", "é"] {
             assert!(!is_model_name(bad), "{bad:?}");
         }
+        assert!(is_model_name(&"a".repeat(255)));
+        assert!(!is_model_name(&"a".repeat(256)));
+    }
+
+    #[test]
+    fn long_names_are_cut_short_in_messages() {
+        assert_eq!(quoted("m"), "\"m\"");
+        let long = quoted(&"a".repeat(5000));
+        assert!(long.len() < 100 && long.ends_with("(5000 bytes)"), "{long}");
     }
 }

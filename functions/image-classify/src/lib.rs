@@ -4,10 +4,13 @@
 //! `POST /classify/<model>?top_k=K` with a JPEG, PNG, WebP, GIF or BMP body answers
 //! `{"model": "<model>", "predictions": [{"index", "label", "score"}, ...]}`,
 //! with a `Server-Timing` header that splits the time the function took.
-//! The body's `Content-Type` may be `image/*`, `application/octet-stream` or
-//! absent (the format is read from the bytes); anything else is a 415. An
-//! image larger than [`image_prep::MAX_PIXELS`] is a 413, refused from its
-//! header before its pixels are decoded.
+//! The image is read the ways clients send one (see [`image_body`]): the raw
+//! bytes as the body, whatever `Content-Type` they come with (curl's
+//! `--data-binary` says `application/x-www-form-urlencoded`), or the first
+//! file of a `multipart/form-data` upload (`curl -F file=@photo.jpg`, an HTML
+//! form). A body that is neither an image nor says it is one (JSON, text) is
+//! a 415. An image larger than [`image_prep::MAX_PIXELS`] is a 413, refused
+//! from its header before its pixels are decoded.
 //!
 //! Decoding, resizing and normalisation ([`image_prep`]) run here, inside the
 //! sandbox; only the tensor crosses into the host. How to prepare an image is read
@@ -20,7 +23,7 @@ mod timing;
 use serde::Serialize;
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
-use wasi_infer_guest::{ApiError, model_name, nn};
+use wasi_infer_guest::{ApiError, form, model_name, nn};
 
 use timing::Timings;
 
@@ -52,17 +55,11 @@ fn classify(req: &Request, timings: &mut Timings) -> Result<Vec<u8>, ApiError> {
         return Err(ApiError::method_not_allowed("POST"));
     }
     let model = model_name(req, "POST /classify/<model>")?;
-    check_content_type(
-        req.header("content-type")
-            .map(|v| v.as_str().unwrap_or("(not UTF-8)")),
-    )?;
+    let content_type = req
+        .header("content-type")
+        .map(|v| v.as_str().unwrap_or("(not UTF-8)"));
+    let body = image_body(content_type, req.body())?;
     let top_k = top_k(req.query())?;
-    let body = req.body();
-    if body.is_empty() {
-        return Err(ApiError::bad_request(
-            "the request body is empty: send the encoded image (JPEG, PNG, WebP, GIF or BMP) as the body",
-        ));
-    }
     let meta = metadata::ModelMetadata::load(model)?;
     let spec = &meta.spec;
     timings.lap("metadata");
@@ -104,33 +101,55 @@ pub(crate) fn api_error(error: image_prep::Error) -> ApiError {
     }
 }
 
-/// The media types a body may be sent as: the format itself is read from the
-/// bytes, so any `image/*` will do, as will "just bytes" or no type at all.
-const ACCEPTED_TYPES: &str =
-    "image/* (e.g. image/jpeg, image/png), application/octet-stream, or no Content-Type";
+/// What a body may say it is when its bytes are not recognisably an image
+/// (the decoder then names what is wrong with them): any `image/*`, "just
+/// bytes", or nothing at all.
+const ACCEPTED_TYPES: &str = "image/* (e.g. image/jpeg, image/png), application/octet-stream, multipart/form-data (a file upload), or no Content-Type";
 
-/// Refuses a body that says it is something other than an image (JSON, text,
-/// a multipart form): 415, naming what is accepted.
-fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
-    let Some(value) = content_type else {
-        return Ok(());
-    };
-    // "image/jpeg; charset=..." -> "image/jpeg"; type and subtype are case-insensitive.
-    let essence = value.split(';').next().unwrap_or("").trim();
-    if essence.is_empty() {
-        return Ok(());
+/// The encoded image a request carries.
+///
+/// - `multipart/form-data`: the form's first file part (a malformed form or
+///   one without a file is a 400 that says so).
+/// - Any other type: the body itself when its bytes start as an image, since
+///   clients label raw uploads loosely (curl's `--data-binary` sends
+///   `application/x-www-form-urlencoded`; some libraries `text/plain`).
+/// - A body that is not an image is decoded (and refused with a 400 naming
+///   the problem) only when it claims to be one or claims nothing; anything
+///   else (JSON, text, a URL-encoded form) is a 415 naming what is accepted.
+fn image_body<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<&'a [u8], ApiError> {
+    const SEND_AN_IMAGE: &str = "send the encoded image (JPEG, PNG, WebP, GIF or BMP) as the body, or upload it as a form file (curl -F file=@photo.jpg)";
+    let essence = content_type.map(form::essence).unwrap_or_default();
+    if essence == "multipart/form-data" {
+        let file = form::first_file(content_type.unwrap_or_default(), body)
+            .map_err(|e| ApiError::bad_request(format!("{e}")))?;
+        if file.data.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "the uploaded file {:?} is empty: {SEND_AN_IMAGE}",
+                file.filename
+            )));
+        }
+        return Ok(file.data);
     }
-    let essence = essence.to_ascii_lowercase();
-    let accepted = match essence.split_once('/') {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "the request body is empty: {SEND_AN_IMAGE}"
+        )));
+    }
+    if image_prep::looks_like_image(body) {
+        return Ok(body);
+    }
+    let claims_image = match essence.split_once('/') {
+        _ if essence.is_empty() => true,
         Some(("image", subtype)) => !subtype.is_empty(),
         Some(("application", "octet-stream")) => true,
         _ => false,
     };
-    if accepted {
-        Ok(())
+    if claims_image {
+        Ok(body)
     } else {
         Err(ApiError::unsupported_media_type(format!(
-            "unsupported Content-Type {value:?}: send the encoded image as the body, with Content-Type {ACCEPTED_TYPES}"
+            "unsupported Content-Type {:?} for a body that is not an image: {SEND_AN_IMAGE}; accepted: {ACCEPTED_TYPES}",
+            content_type.unwrap_or_default()
         )))
     }
 }
@@ -204,36 +223,84 @@ mod tests {
         }
     }
 
+    /// The first bytes of a PNG: enough for the signature check.
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
     #[test]
-    fn images_and_bytes_are_accepted_other_types_are_415() {
-        for ok in [
+    fn an_image_is_taken_whatever_its_content_type_says() {
+        for content_type in [
+            None,
+            Some("image/png"),
+            Some("application/octet-stream"),
+            // What curl --data-binary sends without -H.
+            Some("application/x-www-form-urlencoded"),
+            Some("text/plain"),
+            Some("application/json"),
+        ] {
+            assert_eq!(
+                image_body(content_type, PNG).unwrap(),
+                PNG,
+                "{content_type:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_image_is_decoded_only_when_it_claims_to_be_one() {
+        let text = b"hello";
+        for claims in [
             None,
             Some(""),
-            Some("image/jpeg"),
             Some("IMAGE/PNG"),
-            Some("image/webp; q=1"),
             Some("image/x-anything"),
             Some("application/octet-stream"),
         ] {
-            assert!(check_content_type(ok).is_ok(), "{ok:?}");
+            // Passed on: the decoder answers 400 naming what is wrong.
+            assert_eq!(image_body(claims, text).unwrap(), text, "{claims:?}");
         }
-        for bad in [
+        for other in [
             "application/json",
             "text/plain",
-            "multipart/form-data; boundary=x",
             "image",
             "image/",
             "application/x-www-form-urlencoded",
         ] {
-            let e = check_content_type(Some(bad)).unwrap_err();
-            assert_eq!(e.status, 415, "{bad}");
-            assert!(e.message.contains("image/*"), "{}", e.message);
+            let e = image_body(Some(other), text).unwrap_err();
+            assert_eq!(e.status, 415, "{other}");
             assert!(
-                e.message.contains("application/octet-stream"),
+                e.message.contains("image/*") && e.message.contains("multipart/form-data"),
                 "{}",
                 e.message
             );
+            assert!(e.message.contains(other), "{}", e.message);
         }
+        let e = image_body(Some("image/png"), b"").unwrap_err();
+        assert_eq!(e.status, 400);
+    }
+
+    #[test]
+    fn a_form_upload_gives_its_first_file() {
+        let ct = "multipart/form-data; boundary=B";
+        let mut body =
+            b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\n\r\n"
+                .to_vec();
+        body.extend_from_slice(PNG);
+        body.extend_from_slice(b"\r\n--B--\r\n");
+        assert_eq!(image_body(Some(ct), &body).unwrap(), PNG);
+        // A form that is malformed or holds no file is a 400 that says why.
+        for bad in [
+            &b"not a form"[..],
+            b"--B\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--B--",
+        ] {
+            let e = image_body(Some(ct), bad).unwrap_err();
+            assert_eq!(e.status, 400, "{}", e.message);
+            assert!(e.message.contains("multipart/form-data"), "{}", e.message);
+        }
+        let empty =
+            b"--B\r\nContent-Disposition: form-data; name=f; filename=e.png\r\n\r\n\r\n--B--";
+        let e = image_body(Some(ct), empty).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("empty"), "{}", e.message);
     }
 
     #[test]

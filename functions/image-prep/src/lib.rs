@@ -19,7 +19,8 @@ mod hostile_tests;
 
 pub use postprocess::{Prediction, softmax, top_k};
 pub use preprocess::{
-    InputTensor, MAX_PIXELS, MAX_SIDE, check_dimensions, decode, decode_for, to_tensor,
+    InputTensor, MAX_PIXELS, MAX_SIDE, check_dimensions, decode, decode_for, looks_like_image,
+    to_tensor,
 };
 pub use spec::{ClassifierSpec, Color, Layout, Preprocess, label_of, parse_labels};
 

@@ -129,6 +129,16 @@ fn cmyk_to_rgb(w: u32, h: u32, cmyk: &[u8]) -> Option<RgbImage> {
     RgbImage::from_raw(w, h, rgb)
 }
 
+/// Whether the bytes start as an image in a format [`decode`] reads: the
+/// signature alone, whatever a request's `Content-Type` claims.
+pub fn looks_like_image(bytes: &[u8]) -> bool {
+    use image::ImageFormat::{Bmp, Gif, Jpeg, Png, WebP};
+    matches!(
+        image::guess_format(bytes),
+        Ok(Jpeg | Png | WebP | Gif | Bmp)
+    )
+}
+
 /// Decodes JPEG, PNG, WebP, GIF (first frame) or BMP into 8-bit RGB; grayscale,
 /// palette, 16-bit, CMYK and alpha images are converted (alpha is dropped).
 ///
@@ -454,6 +464,14 @@ mod tests {
             ..preprocess(Layout::Nchw)
         };
         assert!(matches!(decode_for(&bytes, &p), Err(Error::BadImage(_))));
+    }
+
+    #[test]
+    fn images_are_known_by_their_signature() {
+        assert!(looks_like_image(&jpeg(4, 4)));
+        for not_image in [&b"{\"input\": 1}"[..], b"a=b&c=d", b"", b"\x89PN"] {
+            assert!(!looks_like_image(not_image), "{not_image:?}");
+        }
     }
 
     #[test]

@@ -19,10 +19,18 @@ pub struct ClassifierSpec {
 #[derive(Deserialize)]
 struct ModelToml {
     labels: Option<String>,
+    /// What the model does (`image-classification`, `text-embedding`), when
+    /// its `model.toml` says.
+    task: Option<String>,
     inputs: Vec<TensorName>,
     outputs: Vec<TensorName>,
-    preprocess: Option<Preprocess>,
+    /// Kept as a table so that a model with another kind of `[preprocess]`
+    /// (a text embedder's tokenizer) gets a clear 400 rather than a parse error.
+    preprocess: Option<toml::Table>,
 }
+
+/// The task [`ClassifierSpec`] serves.
+const TASK: &str = "image-classification";
 
 #[derive(Deserialize)]
 struct TensorName {
@@ -76,11 +84,24 @@ impl ClassifierSpec {
     pub fn parse(model: &str, path: &str, text: &str) -> Result<Self, Error> {
         let parsed: ModelToml =
             toml::from_str(text).map_err(|e| Error::Config(format!("invalid {path}: {e}")))?;
-        let preprocess = parsed.preprocess.ok_or_else(|| {
-            Error::NotAClassifier(format!(
-                "model {model:?} is not an image classifier (its model.toml has no [preprocess])"
-            ))
-        })?;
+        if let Some(task) = parsed.task.as_deref().filter(|t| *t != TASK) {
+            return Err(Error::NotAClassifier(format!(
+                "model {model:?} is not an image classifier (its task is {task:?})"
+            )));
+        }
+        // An image preprocessing always crops; a table without `crop` is
+        // another kind of model's.
+        let table = parsed
+            .preprocess
+            .filter(|table| table.contains_key("crop"))
+            .ok_or_else(|| {
+                Error::NotAClassifier(format!(
+                    "model {model:?} is not an image classifier (its model.toml has no image [preprocess])"
+                ))
+            })?;
+        let preprocess: Preprocess = table
+            .try_into()
+            .map_err(|e| Error::Config(format!("invalid {path}: [preprocess]: {e}")))?;
         let first = |list: Vec<TensorName>, what: &str| {
             list.into_iter()
                 .next()
@@ -133,6 +154,28 @@ mod tests {
         std = [128.0, 128.0, 128.0]
         layout = "nchw"
     "#;
+
+    #[test]
+    fn another_kind_of_model_is_not_a_classifier() {
+        let embedder = r#"
+            task = "text-embedding"
+            [[inputs]]
+            name = "input_ids"
+            [[outputs]]
+            name = "sentence_embedding"
+            [preprocess]
+            tokenizer = "tokenizer.json"
+            max_length = 256
+        "#;
+        let untagged = embedder.replace("task = \"text-embedding\"", "");
+        for text in [embedder, untagged.as_str()] {
+            let e = ClassifierSpec::parse("m", "model.toml", text).unwrap_err();
+            assert!(matches!(e, Error::NotAClassifier(_)), "{e:?}");
+        }
+        let bad = TOML.replace("layout = \"nchw\"", "layout = \"sideways\"");
+        let e = ClassifierSpec::parse("m", "model.toml", &bad).unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e:?}");
+    }
 
     #[test]
     fn reads_what_a_classifier_needs() {

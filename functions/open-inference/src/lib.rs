@@ -106,7 +106,9 @@ fn find_model(
     name: &str,
     version: Option<&str>,
 ) -> Result<ModelMetadata, ApiError> {
-    let model = found.ok_or_else(|| ApiError::not_found(format!("no model named {name:?}")))?;
+    let model = found.ok_or_else(|| {
+        ApiError::not_found(format!("no model named {}", wasi_infer_guest::quoted(name)))
+    })?;
     match version {
         Some(v) if !model.versions.iter().any(|have| have == v) => {
             let have: Vec<String> = model.versions.iter().map(|v| format!("{v:?}")).collect();

@@ -23,6 +23,8 @@ pub struct ModelMetadata {
 
 #[derive(Deserialize)]
 struct ModelToml {
+    /// What the model does, when its `model.toml` says.
+    task: Option<String>,
     inputs: Vec<TensorName>,
     /// Kept as a table so that a model with another kind of `[preprocess]`
     /// (an image classifier) gets a clear 400 rather than a parse error.
@@ -61,6 +63,13 @@ impl ModelMetadata {
                 "model {model:?} is not a text-embedding model (its model.toml has no [preprocess] tokenizer)"
             ))
         };
+        if parsed
+            .task
+            .as_deref()
+            .is_some_and(|t| t != "text-embedding")
+        {
+            return Err(not_text_model());
+        }
         let table = parsed.preprocess.ok_or_else(not_text_model)?;
         if !table.contains_key("tokenizer") {
             return Err(not_text_model());

@@ -4,6 +4,11 @@
 //! The nested cargo uses its own target directory (`target/functions`), so it
 //! never waits on the outer build's lock. Set `WASI_INFER_SKIP_FUNCTIONS=1` to
 //! skip it (e.g. when the functions are built by other means).
+//!
+//! The binary also carries the functions of its built-in application (what
+//! `serve --models DIR` serves without a manifest): `WASI_INFER_BUILTIN_DIR`
+//! tells `app/builtin.rs` where to include them from. When they were not
+//! built, it points at empty files, and the built-in application says so.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,7 +27,13 @@ fn main() {
     // A directory is watched as a whole: any file in it changing triggers a rebuild.
     println!("cargo:rerun-if-changed={}", functions.display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    let built = root
+        .join("target")
+        .join("functions")
+        .join(TARGET)
+        .join("release");
     if std::env::var_os("WASI_INFER_SKIP_FUNCTIONS").is_some() {
+        builtin_functions(&built);
         return;
     }
 
@@ -54,6 +65,32 @@ fn main() {
             functions.display()
         );
     }
+    builtin_functions(&built);
+}
+
+/// The functions the built-in application serves, as `app/builtin.rs`
+/// includes them.
+const BUILTIN: [&str; 3] = [
+    "image_classify.wasm",
+    "text_embed.wasm",
+    "open_inference.wasm",
+];
+
+/// Points `WASI_INFER_BUILTIN_DIR` at the built functions, or, where one is
+/// missing, at empty stand-ins, so the host still compiles.
+fn builtin_functions(built: &Path) {
+    let dir = if BUILTIN.iter().all(|f| built.join(f).is_file()) {
+        built.to_path_buf()
+    } else {
+        let out =
+            PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo")).join("no-functions");
+        std::fs::create_dir_all(&out).expect("OUT_DIR is writable");
+        for file in BUILTIN {
+            std::fs::write(out.join(file), b"").expect("OUT_DIR is writable");
+        }
+        out
+    };
+    println!("cargo:rustc-env=WASI_INFER_BUILTIN_DIR={}", dir.display());
 }
 
 /// Installs the wasm32-wasip2 standard library through rustup if it is missing.

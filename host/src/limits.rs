@@ -92,7 +92,11 @@ pub struct Limits {
     pub max_tensor_bytes_per_instance: usize,
     /// wasi-nn execution contexts one instance may create.
     pub max_execution_contexts: usize,
-    /// On SIGTERM/SIGINT, how long in-flight requests have to finish.
+    /// On SIGTERM/SIGINT, how long the server keeps serving while it reports
+    /// not ready, before it closes its listener: time for a load balancer
+    /// (Kubernetes' endpoints) to stop sending it new requests.
+    pub drain_delay: Duration,
+    /// Then, how long in-flight requests have to finish.
     pub shutdown_grace: Duration,
     /// The largest batch of a model whose `model.toml` sets none.
     pub max_batch: u64,
@@ -142,6 +146,7 @@ impl Limits {
             max_tensor_bytes: 64 * MIB,
             max_tensor_bytes_per_instance: 256 * MIB,
             max_execution_contexts: 64,
+            drain_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
             max_batch: BoundDefaults::default().max_batch,
             max_input_elements: BoundDefaults::default().max_input_elements,
@@ -217,6 +222,7 @@ impl Limits {
             ("--idle-timeout", self.idle_timeout),
             ("--max-wait", self.max_wait),
             ("--shutdown-grace", self.shutdown_grace),
+            ("--drain-delay", self.drain_delay),
         ];
         for (name, timeout) in timeouts {
             if timeout > LONGEST_TIMEOUT {

@@ -10,6 +10,7 @@ mod embedded;
 mod errors;
 mod hardening;
 mod limits;
+mod model_folder;
 mod observability;
 mod open_inference;
 mod server;

@@ -94,87 +94,129 @@ pub async fn serve(
     run(Arc::new(Frontend::ready(app)), listener, shutdown).await
 }
 
-/// Serves `frontend` on `listener` until `shutdown` resolves, then stops
-/// being ready, stops accepting and lets in-flight requests finish, for at
-/// most the limits' shutdown grace.
+/// Serves `frontend` on `listener` until `shutdown` resolves; then reports
+/// not ready while it keeps serving for the limits' drain delay (so a load
+/// balancer stops sending before connections are refused), stops accepting,
+/// and lets in-flight requests finish, for at most the shutdown grace.
 pub async fn run(
     frontend: Arc<Frontend>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let limits = frontend.limits.clone();
-    let mut http = http1::Builder::new();
-    http.keep_alive(true)
-        .timer(TokioTimer::new())
-        // From when hyper starts waiting for a head (a new connection, or
-        // one gone idle after an answer) until the head is whole: this also
-        // closes idle keep-alive connections (see `connection`, which keeps
-        // the write and idle timeouts hyper does not).
-        .header_read_timeout(limits.client_timeout)
-        .max_header_size(head_parser_limit(limits.max_header_bytes));
-    let timeouts = ConnectionTimeouts::new(&limits);
-    // `Limits::check` refuses more than a semaphore can count; an embedder
-    // that did not check gets the most there can be, not a panic.
-    let connections = Arc::new(Semaphore::new(
-        limits.max_connections.min(Semaphore::MAX_PERMITS),
-    ));
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        // At the connection limit, stop accepting: clients wait in the backlog.
-        let connection_slot = tokio::select! {
-            permit = connections.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_closed) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let (stream, client) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(error) => {
-                    // E.g. out of file descriptors: wait a little rather than spin.
-                    tracing::warn!("accept failed: {error}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let frontend = frontend.clone();
-        let in_flight = InFlight::default();
-        let io = TimedIo::new(stream, timeouts, in_flight.clone());
-        let service = service_fn(move |request| {
-            // Entered before the request's future first runs, and left when
-            // its answer has been handed to hyper whole or it is dropped.
-            let request_in_flight = in_flight.enter();
-            let frontend = frontend.clone();
-            async move {
-                let response = handle(frontend, request, client).await?;
-                Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, request_in_flight)))
-            }
-        });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(io), service));
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%client, "connection closed: {error}");
-            }
-            drop(connection_slot);
-        });
-    }
+    let acceptor = Acceptor::new(frontend.clone());
+    acceptor.serve_until(&listener, shutdown).await;
     frontend.health.set_draining();
+    if !limits.drain_delay.is_zero() {
+        tracing::info!(
+            drain_delay_ms = limits.drain_delay.as_millis() as u64,
+            "shutting down: not ready, still serving while the load balancer lets go"
+        );
+        acceptor
+            .serve_until(&listener, tokio::time::sleep(limits.drain_delay))
+            .await;
+    }
     // New clients are refused from here on; idle keep-alive connections close.
     drop(listener);
     tracing::info!("shutting down: finishing in-flight requests");
     let grace = limits.shutdown_grace;
-    if tokio::time::timeout(grace, graceful.shutdown())
+    if tokio::time::timeout(grace, acceptor.graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within {grace:?}");
     }
     Ok(())
+}
+
+/// Accepts connections and serves them, each watched for the graceful
+/// shutdown.
+struct Acceptor {
+    frontend: Arc<Frontend>,
+    http: http1::Builder,
+    timeouts: ConnectionTimeouts,
+    connections: Arc<Semaphore>,
+    graceful: GracefulShutdown,
+}
+
+impl Acceptor {
+    fn new(frontend: Arc<Frontend>) -> Self {
+        let limits = &frontend.limits;
+        let mut http = http1::Builder::new();
+        http.keep_alive(true)
+            .timer(TokioTimer::new())
+            // From when hyper starts waiting for a head (a new connection, or
+            // one gone idle after an answer) until the head is whole: this also
+            // closes idle keep-alive connections (see `connection`, which keeps
+            // the write and idle timeouts hyper does not).
+            .header_read_timeout(limits.client_timeout)
+            .max_header_size(head_parser_limit(limits.max_header_bytes));
+        let timeouts = ConnectionTimeouts::new(limits);
+        // `Limits::check` refuses more than a semaphore can count; an embedder
+        // that did not check gets the most there can be, not a panic.
+        let connections = Arc::new(Semaphore::new(
+            limits.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
+        Self {
+            frontend,
+            http,
+            timeouts,
+            connections,
+            graceful: GracefulShutdown::new(),
+        }
+    }
+
+    /// Accepts and serves connections until `stop` resolves.
+    async fn serve_until(&self, listener: &TcpListener, stop: impl Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        loop {
+            // At the connection limit, stop accepting: clients wait in the backlog.
+            let connection_slot = tokio::select! {
+                permit = self.connections.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_closed) => return,
+                },
+                () = &mut stop => return,
+            };
+            let (stream, client) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        // E.g. out of file descriptors: wait a little rather than spin.
+                        tracing::warn!("accept failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut stop => return,
+            };
+            let _ = stream.set_nodelay(true);
+            let frontend = self.frontend.clone();
+            let in_flight = InFlight::default();
+            let io = TimedIo::new(stream, self.timeouts, in_flight.clone());
+            let service = service_fn(move |request| {
+                // Entered before the request's future first runs, and left when
+                // its answer has been handed to hyper whole or it is dropped.
+                let request_in_flight = in_flight.enter();
+                let frontend = frontend.clone();
+                async move {
+                    let response = handle(frontend, request, client).await?;
+                    Ok::<_, Infallible>(
+                        response.map(|body| TrackedBody::new(body, request_in_flight)),
+                    )
+                }
+            });
+            let connection = self
+                .graceful
+                .watch(self.http.serve_connection(TokioIo::new(io), service));
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%client, "connection closed: {error}");
+                }
+                drop(connection_slot);
+            });
+        }
+    }
 }
 
 async fn handle(

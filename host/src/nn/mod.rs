@@ -1,9 +1,10 @@
 //! wasi-nn for functions: the model repository, loaded once at start-up and
 //! shared by every request, and the backends that run the models.
 //!
-//! - [`model_config`] reads `models/<name>/model.toml`; [`interface`] is what a
-//!   model says its inputs and outputs are; [`bounds`] how large a request's
-//!   inputs may be.
+//! - [`repository`] finds models by name (a folder of model folders, or one);
+//!   [`model_config`] reads `models/<name>/model.toml`; [`interface`] is what a
+//!   model says its inputs and outputs are ([`onnx_graph`] reads it from an
+//!   ONNX file alone); [`bounds`] how large a request's inputs may be.
 //! - [`runner`] is what a loaded model is to the host; [`backend`] loads a
 //!   model on a backend: [`onnxruntime`], [`openvino`] and [`tract`], one file
 //!   per backend, are where a tensor meets a backend.
@@ -21,9 +22,11 @@ pub mod cancel;
 pub mod interface;
 pub mod metadata;
 pub mod model_config;
+pub mod onnx_graph;
 pub mod onnxruntime;
 pub mod openvino;
 mod pool;
+pub mod repository;
 pub mod runner;
 pub mod tensor;
 pub mod threads;
@@ -44,6 +47,7 @@ pub use bounds::{BoundDefaults, InputBounds};
 use cancel::Cancel;
 pub use interface::ModelInterface;
 use model_config::{BackendChoice, ModelConfig};
+pub use repository::ModelRepository;
 pub use runner::Runner;
 use threads::InferenceThreads;
 
@@ -87,7 +91,7 @@ impl LoadedModel {
     /// one its `model.toml` asks for.
     pub fn load(name: &str, dir: &Path, force: Option<BackendKind>) -> Result<Self, ModelError> {
         let started = Instant::now();
-        let config = ModelConfig::load(dir)?;
+        let config = repository::load_config(dir)?;
         let (backend, runner) = select_backend(name, dir, &config, force)?;
         Ok(LoadedModel {
             name: name.to_string(),
@@ -130,17 +134,18 @@ pub struct ModelRegistry {
 }
 
 impl ModelRegistry {
-    /// Loads the models in `dir` whose names are in `names`. `force` runs all of
-    /// them on one backend instead of the one each `model.toml` asks for.
+    /// Loads the models of `repository` whose names are in `names`. `force`
+    /// runs all of them on one backend instead of the one each `model.toml`
+    /// asks for.
     pub fn load<'a>(
-        dir: &Path,
+        repository: &ModelRepository,
         names: impl IntoIterator<Item = &'a str>,
         force: Option<BackendKind>,
     ) -> Result<Self, ModelError> {
         // One model at a time: each backend already builds a model's sessions
         // in parallel, and loading models side by side on a small machine was
         // slower than one after the other (and would disturb auto's trials).
-        Self::load_each(dir, names, force, |progress| {
+        Self::load_each(repository, names, force, |progress| {
             if let ModelProgress::Loaded(model) = progress {
                 tracing::info!(
                     model = %model.name,
@@ -155,7 +160,7 @@ impl ModelRegistry {
     /// [`ModelRegistry::load`], telling `progress` of each model as it starts
     /// and as it is loaded.
     pub fn load_each<'a>(
-        dir: &Path,
+        repository: &ModelRepository,
         names: impl IntoIterator<Item = &'a str>,
         force: Option<BackendKind>,
         mut progress: impl FnMut(ModelProgress<'_>),
@@ -166,7 +171,13 @@ impl ModelRegistry {
         let mut models = BTreeMap::new();
         for name in names {
             progress(ModelProgress::Loading(name));
-            let model = LoadedModel::load(name, &dir.join(name), force)?;
+            let dir = repository
+                .model_dir(name)
+                .ok_or_else(|| ModelError::Config {
+                    path: repository.path().to_path_buf(),
+                    problem: format!("no model {name:?} in the repository"),
+                })?;
+            let model = LoadedModel::load(name, &dir, force)?;
             progress(ModelProgress::Loaded(&model));
             models.insert(model.name.clone(), model);
         }

@@ -25,6 +25,10 @@ pub struct ModelConfig {
     /// Class labels, one per line (for functions).
     #[serde(default)]
     pub labels: Option<PathBuf>,
+    /// What the model does, which decides the function that serves it when
+    /// a model folder is served without a manifest (`serve --models DIR`).
+    #[serde(default)]
+    pub task: Option<Task>,
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
     /// How a function prepares its input; opaque to the host.
@@ -54,6 +58,18 @@ pub struct InputLimits {
     /// other dimensions when they are all fixed, else the server's
     /// `--max-input-elements`.
     pub max_elements: Option<u64>,
+}
+
+/// A model's task, as model hubs name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    /// An image in, class scores out: served at `/classify/<model>` (its
+    /// `[preprocess]` says how to prepare the image).
+    ImageClassification,
+    /// Texts in, one vector each out: served at `/embed/<model>` (its
+    /// `[preprocess]` names the tokenizer).
+    TextEmbedding,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -259,7 +275,8 @@ impl ModelConfig {
         Ok(config)
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Whether the configuration is one the host can serve.
+    pub fn check(&self) -> Result<(), String> {
         if self.inputs.is_empty() || self.outputs.is_empty() {
             return Err("a model needs at least one [[inputs]] and one [[outputs]]".into());
         }

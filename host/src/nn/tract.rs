@@ -14,7 +14,6 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tract_onnx::pb;
 use tract_onnx::prelude::{
     DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable, TValue,
     Tensor as TractTensor, TypedSimplePlan,
@@ -23,8 +22,9 @@ use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
 use super::cancel::Cancel;
-use super::interface::{DataType, ModelInterface, TensorInfo};
+use super::interface::{DataType, ModelInterface};
 use super::model_config::ModelConfig;
+use super::onnx_graph;
 use super::runner::{Runner, input_names, order_inputs};
 use super::tensor::{
     ElementType, invalid, tensor_from_values, values_from_bytes, with_element_type_but_bf16,
@@ -56,7 +56,7 @@ impl TractModel {
         let proto = onnx
             .proto_model_for_path(&path)
             .map_err(|e| format!("cannot read {}: {e:#}", path.display()))?;
-        let interface = interface(&proto)?;
+        let interface = onnx_graph::interface(&proto)?;
         // Check the interface before tract sees the declared types and shapes.
         interface.check(&config.inputs, &config.outputs)?;
         let bf16 = DataType::Known(ElementType::Bf16);
@@ -197,60 +197,6 @@ impl Runner for TractModel {
                 })
             })
             .collect()
-    }
-}
-
-/// The model's inputs and outputs as its ONNX graph declares them.
-fn interface(proto: &pb::ModelProto) -> Result<ModelInterface, String> {
-    let graph = proto.graph.as_ref().ok_or("the ONNX file has no graph")?;
-    // Older ONNX files also list their weights among the graph's inputs.
-    let is_weight = |name: &str| graph.initializer.iter().any(|w| w.name == name);
-    Ok(ModelInterface {
-        inputs: graph
-            .input
-            .iter()
-            .filter(|i| !is_weight(&i.name))
-            .map(tensor_info)
-            .collect(),
-        outputs: graph.output.iter().map(tensor_info).collect(),
-    })
-}
-
-fn tensor_info(value: &pb::ValueInfoProto) -> TensorInfo {
-    use pb::tensor_shape_proto::dimension::Value as Dim;
-    use pb::type_proto::Value;
-    let tensor = match value.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-        Some(Value::TensorType(tensor)) => Some(tensor),
-        _ => None,
-    };
-    let ty = match tensor.map(|t| t.elem_type) {
-        Some(1) => DataType::Known(ElementType::F32),
-        Some(2) => DataType::Known(ElementType::U8),
-        Some(6) => DataType::Known(ElementType::I32),
-        Some(7) => DataType::Known(ElementType::I64),
-        Some(10) => DataType::Known(ElementType::F16),
-        Some(11) => DataType::Known(ElementType::F64),
-        Some(16) => DataType::Known(ElementType::Bf16),
-        Some(code) => DataType::Other(pb::tensor_proto::DataType::try_from(code).map_or_else(
-            |_| format!("onnx type {code}"),
-            |t| format!("{t:?}").to_lowercase(),
-        )),
-        None => DataType::Other("not a tensor".into()),
-    };
-    let shape = tensor.and_then(|t| t.shape.as_ref()).map(|shape| {
-        shape
-            .dim
-            .iter()
-            .map(|d| match d.value {
-                Some(Dim::DimValue(n)) if n > 0 => n,
-                _ => -1,
-            })
-            .collect()
-    });
-    TensorInfo {
-        name: value.name.clone(),
-        ty,
-        shape,
     }
 }
 

@@ -1,8 +1,13 @@
 //! An application ready to serve: the manifest, its models, its compiled
 //! components and its routes. [`App::handle`] serves one request in-process,
 //! which is all an embedder needs; [`crate::http::server`] puts it behind a socket.
+//! The application is a `spin.toml`, or, for a model folder served without
+//! one, the [`builtin`] application.
 
-use std::collections::BTreeSet;
+pub mod builtin;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +28,9 @@ use crate::limits::Limits;
 use crate::manifest::{Manifest, ManifestError};
 use crate::metrics::Metrics;
 use crate::nn::threads::InferenceThreads;
-use crate::nn::{BackendKind, LoadedModel, ModelError, ModelProgress, ModelRegistry};
+use crate::nn::{
+    BackendKind, LoadedModel, ModelError, ModelProgress, ModelRegistry, ModelRepository,
+};
 use crate::routing::Router;
 use crate::runtime::component::FunctionError;
 use crate::runtime::{
@@ -31,14 +38,20 @@ use crate::runtime::{
     PoolSizes, Runtime, UntrustedCache,
 };
 use crate::variables::{render_component_variables, resolve_application_variables};
+use builtin::BuiltinApp;
 
 /// How to load an application.
 #[derive(Debug, Clone)]
 pub struct AppOptions {
-    /// The `spin.toml` to serve.
-    pub manifest: PathBuf,
-    /// The model repository; `models/` beside the manifest when `None`.
+    /// The `spin.toml` to serve; `None` serves the [`builtin`] application
+    /// over `models_dir`.
+    pub manifest: Option<PathBuf>,
+    /// The model repository (or one model folder); `models/` beside the
+    /// manifest when `None`.
     pub models_dir: Option<PathBuf>,
+    /// The model's name when `models_dir` is a single model folder; its
+    /// folder's name when `None`.
+    pub model_name: Option<String>,
     /// Run every model on this backend instead of the one its `model.toml` asks for.
     pub backend: Option<BackendKind>,
     pub limits: Limits,
@@ -52,12 +65,14 @@ pub struct AppOptions {
 }
 
 impl AppOptions {
+    /// Serves the manifest at `manifest`.
     pub fn new(manifest: impl Into<PathBuf>) -> Self {
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new(metrics.ready_gauge()));
         Self {
-            manifest: manifest.into(),
+            manifest: Some(manifest.into()),
             models_dir: None,
+            model_name: None,
             backend: None,
             limits: Limits::default(),
             compile_cache: None,
@@ -65,7 +80,44 @@ impl AppOptions {
             health,
         }
     }
+
+    /// Serves the models in `dir` (a repository, or one model folder)
+    /// through the [`builtin`] application.
+    pub fn for_models(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            manifest: None,
+            models_dir: Some(dir.into()),
+            ..Self::new(PathBuf::new())
+        }
+    }
+
+    /// The manifest, its model repository, and the bytes of the components
+    /// that are not files (the built-in application's).
+    fn application(&self) -> Result<(Manifest, ModelRepository, Embedded), AppError> {
+        match &self.manifest {
+            Some(path) => {
+                let manifest = Manifest::load(path)?;
+                let dir = self
+                    .models_dir
+                    .clone()
+                    .unwrap_or_else(|| manifest.base_dir.join("models"));
+                let repository = ModelRepository::open(&dir, self.model_name.as_deref())?;
+                Ok((manifest, repository, BTreeMap::new()))
+            }
+            None => {
+                let dir = self.models_dir.as_deref().ok_or_else(|| {
+                    AppError::Builtin("neither a manifest nor a model folder to serve".into())
+                })?;
+                let repository = ModelRepository::open(dir, self.model_name.as_deref())?;
+                let builtin = BuiltinApp::new(&repository)?;
+                Ok((builtin.manifest, repository, builtin.components))
+            }
+        }
+    }
 }
+
+/// Component bytes by component id, for components that are not files.
+type Embedded = BTreeMap<String, &'static [u8]>;
 
 /// A step of [`App::load_observed`], for a progress bar or a log.
 pub enum LoadStep<'a> {
@@ -145,6 +197,8 @@ pub enum AppError {
     Limits(String),
     #[error(transparent)]
     Cache(#[from] UntrustedCache),
+    #[error("cannot serve the model folder: {0}")]
+    Builtin(String),
 }
 
 pub struct App {
@@ -182,11 +236,7 @@ impl App {
         if let Some(cache) = &options.compile_cache {
             cache.check_trusted()?;
         }
-        let manifest = Manifest::load(&options.manifest)?;
-        let models_dir = options
-            .models_dir
-            .clone()
-            .unwrap_or_else(|| manifest.base_dir.join("models"));
+        let (manifest, repository, embedded) = options.application()?;
 
         // Cheap checks first: a missing variable should not wait for the models.
         let values =
@@ -196,11 +246,11 @@ impl App {
         let mut wanted = BTreeSet::new();
         for component in manifest.components.values() {
             for name in &component.ai_models {
-                if !models_dir.join(name).join("model.toml").is_file() {
+                if repository.model_dir(name).is_none() {
                     return Err(manifest
                         .error(
                             format!("component.{}.ai_models", component.id),
-                            format!("no model {name:?} in {}", models_dir.display()),
+                            format!("no model {name:?} in {}", repository.path().display()),
                         )
                         .into());
                 }
@@ -211,7 +261,7 @@ impl App {
             models: wanted.len(),
             components: manifest.components.len(),
         });
-        let models = ModelRegistry::load_each(&models_dir, wanted, options.backend, |progress| {
+        let models = ModelRegistry::load_each(&repository, wanted, options.backend, |progress| {
             observer.step(match progress {
                 ModelProgress::Loading(name) => LoadStep::ModelLoading { name },
                 ModelProgress::Loaded(model) => LoadStep::ModelLoaded { model },
@@ -239,8 +289,15 @@ impl App {
                 path: spec.source.clone(),
                 message,
             };
+            let bytes = match embedded.get(&spec.id) {
+                Some(bytes) => Cow::Borrowed(*bytes),
+                None => Cow::Owned(
+                    std::fs::read(&spec.source)
+                        .map_err(|e| fail(format!("cannot read the component: {e}")))?,
+                ),
+            };
             let (component, compiled) =
-                compile(&runtime, &spec.source, options.compile_cache.as_ref()).map_err(fail)?;
+                compile(&runtime, &bytes, options.compile_cache.as_ref()).map_err(fail)?;
             let config = InstanceConfig {
                 component_id: spec.id.clone(),
                 files: spec.files.clone(),
@@ -536,22 +593,21 @@ fn retry_later(message: String) -> http::Response<WasiBody> {
     response
 }
 
-/// Compiles a component's file, through the cache when there is one.
+/// Compiles a component, through the cache when there is one.
 pub fn compile(
     runtime: &Runtime,
-    source: &std::path::Path,
+    bytes: &[u8],
     cache: Option<&CompileCache>,
 ) -> Result<(Component, Compiled), String> {
-    let bytes = std::fs::read(source).map_err(|e| format!("cannot read the component: {e}"))?;
     let invalid = |e: wasmtime::Error| format!("not a valid WebAssembly component: {e:#}");
     match cache {
         Some(cache) => cache
-            .load(&runtime.engine, &bytes)
+            .load(&runtime.engine, bytes)
             .map_err(|error| match error {
                 CacheError::Untrusted(untrusted) => untrusted.to_string(),
                 CacheError::Compile(error) => invalid(error),
             }),
-        None => Component::new(&runtime.engine, &bytes)
+        None => Component::new(&runtime.engine, bytes)
             .map(|c| (c, Compiled::Fresh))
             .map_err(invalid),
     }

@@ -5,25 +5,24 @@ use std::path::Path;
 
 use anyhow::Context;
 use wasi_infer::nn::interface::TensorInfo;
-use wasi_infer::nn::model_config::ModelConfig;
-use wasi_infer::nn::{BackendKind, LoadedModel};
+use wasi_infer::nn::repository;
+use wasi_infer::nn::{BackendKind, LoadedModel, ModelRepository};
 
-/// Lists the models of a repository (from their `model.toml`, without loading them).
+/// Lists the models of a repository (from their `model.toml`, or what a bare
+/// ONNX file says of itself, without loading them).
 pub fn list(dir: &Path) -> anyhow::Result<()> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the model repository {}", dir.display()))?
-        .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.path().join("model.toml").is_file())
-        .filter_map(|entry| entry.file_name().into_string().ok())
-        .collect();
-    names.sort();
+    let repository = ModelRepository::open(dir, None)
+        .with_context(|| format!("cannot read the model repository {}", dir.display()))?;
+    let names = repository.names()?;
     println!(
         "{:<26} {:<8} {:<9} {:>9}  {:<8} DESCRIPTION",
         "NAME", "VERSION", "FORMAT", "SIZE", "BACKEND"
     );
     for name in names {
-        let model_dir = dir.join(&name);
-        match ModelConfig::load(&model_dir) {
+        let Some(model_dir) = repository.model_dir(&name) else {
+            continue;
+        };
+        match repository::load_config(&model_dir) {
             Ok(config) => {
                 let size = std::fs::metadata(model_dir.join(&config.file))
                     .map(|m| format!("{:.1} MB", m.len() as f64 / 1e6))
@@ -49,7 +48,11 @@ pub fn inspect(
     backend: Option<BackendKind>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let model = LoadedModel::load(name, &dir.join(name), backend)?;
+    let repository = ModelRepository::open(dir, None)?;
+    let model_dir = repository
+        .model_dir(name)
+        .with_context(|| format!("no model named {name:?} in {}", dir.display()))?;
+    let model = LoadedModel::load(name, &model_dir, backend)?;
     if json {
         let out = serde_json::json!({
             "name": model.name,

@@ -1,0 +1,165 @@
+//! The built-in application: what `serve --models DIR` serves when no
+//! manifest is given, the way a model server is handed a model folder
+//! (KServe's storage initializer mounts one at `/mnt/models`).
+//!
+//! Every model is served by the Open Inference Protocol (`/v2/...`), and by
+//! `/classify/<model>` or `/embed/<model>` when its `model.toml` declares the
+//! `task` those functions perform. The functions are the ones this repository
+//! builds, carried inside the binary (see `host/build.rs`), so a model folder
+//! and the `wasi-infer` binary are all a machine needs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::manifest::routing::RoutePattern;
+use crate::manifest::{Application, ComponentSpec, DirMount, HttpRoute, Manifest};
+use crate::nn::ModelRepository;
+use crate::nn::model_config::Task;
+use crate::nn::repository;
+
+use super::AppError;
+
+/// A function of the built-in application: its component id, the route it
+/// serves, and its bytes as the build included them.
+struct Function {
+    id: &'static str,
+    route: &'static str,
+    description: &'static str,
+    wasm: &'static [u8],
+}
+
+const IMAGE_CLASSIFY: Function = Function {
+    id: "image-classify",
+    route: "/classify/...",
+    description: "Decodes and preprocesses an image, runs an image classifier through wasi-nn",
+    wasm: include_bytes!(concat!(
+        env!("WASI_INFER_BUILTIN_DIR"),
+        "/image_classify.wasm"
+    )),
+};
+
+const TEXT_EMBED: Function = Function {
+    id: "text-embed",
+    route: "/embed/...",
+    description: "Tokenises texts and embeds them with a sentence-transformer through wasi-nn",
+    wasm: include_bytes!(concat!(env!("WASI_INFER_BUILTIN_DIR"), "/text_embed.wasm")),
+};
+
+const OPEN_INFERENCE: Function = Function {
+    id: "open-inference",
+    route: "/v2/...",
+    description: "Serves the Open Inference Protocol (KServe v2) for every model, through wasi-nn",
+    wasm: include_bytes!(concat!(
+        env!("WASI_INFER_BUILTIN_DIR"),
+        "/open_inference.wasm"
+    )),
+};
+
+/// Where a built-in component's manifest entry says it comes from (for
+/// messages; its bytes are in the binary).
+fn source(function: &Function) -> PathBuf {
+    PathBuf::from(format!("<built-in {}>", function.id))
+}
+
+/// The built-in application for a repository: its manifest, and the bytes of
+/// each component by id.
+pub struct BuiltinApp {
+    pub manifest: Manifest,
+    pub components: BTreeMap<String, &'static [u8]>,
+}
+
+impl BuiltinApp {
+    pub fn new(repository: &ModelRepository) -> Result<Self, AppError> {
+        let names = repository.names()?;
+        if names.is_empty() {
+            return Err(AppError::Builtin(format!(
+                "no models in {}: a model folder holds a model.toml, or one .onnx file",
+                repository.path().display()
+            )));
+        }
+        let mut classifiers = Vec::new();
+        let mut embedders = Vec::new();
+        for name in &names {
+            let dir = repository
+                .model_dir(name)
+                .expect("the repository lists only the models it holds");
+            match repository::load_config(&dir)?.task {
+                Some(Task::ImageClassification) => classifiers.push(name.clone()),
+                Some(Task::TextEmbedding) => embedders.push(name.clone()),
+                None => {}
+            }
+        }
+        let (host, guest) = repository.mount();
+        // The functions read each model's model.toml (preprocessing, labels,
+        // tokenizer) from /models/<name>, read-only.
+        let model_files = vec![DirMount { host, guest }];
+        let mut manifest = Manifest {
+            path: PathBuf::from(format!(
+                "<built-in application for {}>",
+                repository.path().display()
+            )),
+            base_dir: repository.path().to_path_buf(),
+            application: Application {
+                name: "wasi-infer-models".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+                description: Some(format!(
+                    "The models in {}, by the Open Inference Protocol",
+                    repository.path().display()
+                )),
+                authors: Vec::new(),
+            },
+            variables: BTreeMap::new(),
+            routes: Vec::new(),
+            components: BTreeMap::new(),
+        };
+        let mut components = BTreeMap::new();
+        for (function, models, files) in [
+            (&IMAGE_CLASSIFY, classifiers, model_files.clone()),
+            (&TEXT_EMBED, embedders, model_files),
+            // The protocol learns everything from the host's metadata.
+            (&OPEN_INFERENCE, names, Vec::new()),
+        ] {
+            if models.is_empty() {
+                continue;
+            }
+            if function.wasm.is_empty() {
+                return Err(AppError::Builtin(format!(
+                    "this wasi-infer was built without its functions (WASI_INFER_SKIP_FUNCTIONS): \
+                     serve a manifest (--manifest) instead, or build it again without that variable"
+                )));
+            }
+            let pattern = RoutePattern::parse(function.route)
+                .expect("the built-in routes are valid patterns");
+            manifest.routes.push(HttpRoute {
+                pattern,
+                component: function.id.into(),
+            });
+            manifest.components.insert(
+                function.id.into(),
+                ComponentSpec {
+                    id: function.id.into(),
+                    description: Some(function.description.into()),
+                    source: source(function),
+                    files,
+                    environment: BTreeMap::new(),
+                    variables: BTreeMap::new(),
+                    ai_models: models,
+                },
+            );
+            components.insert(function.id.to_string(), function.wasm);
+        }
+        Ok(Self {
+            manifest,
+            components,
+        })
+    }
+
+    /// The built-in components' bytes, for `wasi-infer compile`; empty when
+    /// the binary was built without them.
+    pub fn functions() -> impl Iterator<Item = (&'static str, &'static [u8])> {
+        [IMAGE_CLASSIFY, TEXT_EMBED, OPEN_INFERENCE]
+            .into_iter()
+            .filter(|f| !f.wasm.is_empty())
+            .map(|f| (f.id, f.wasm))
+    }
+}

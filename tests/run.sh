@@ -2,8 +2,8 @@
 # The whole test suite, from a fresh clone: installs what the tests need (the
 # wasm32-wasip2 target, the ONNX Runtime and OpenVINO libraries from their PyPI
 # wheels, tritonclient for the Open Inference Protocol tests), then runs the
-# host's unit and end-to-end tests (every model on every backend) and the
-# functions' unit tests.
+# host's unit and end-to-end tests (every model on every backend), the
+# functions' unit tests, the Kubernetes manifests and the container image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,3 +31,15 @@ export WASI_INFER_TEST_PYTHON="$PWD/$oip_venv/bin/python"
 cargo test --release --workspace
 # The functions' own logic (preprocessing, softmax, top-k), natively.
 cargo test --manifest-path functions/Cargo.toml --target-dir target/functions-native --lib
+
+# The deployment, checked as a user would use it: every Kubernetes and KServe
+# manifest rendered (kubectl kustomize) and validated, then the container
+# image built from what the tests above built, and run (podman, installed
+# with apt-get when missing, as root). WASI_INFER_SKIP_CONTAINER=1 skips the
+# image on a machine where containers cannot run; CI never sets it.
+deploy/kubernetes/validate.sh
+if [ "${WASI_INFER_SKIP_CONTAINER:-}" = 1 ]; then
+    echo "tests/run.sh: WASI_INFER_SKIP_CONTAINER=1: the container image was NOT tested" >&2
+else
+    deploy/container/test.sh
+fi

@@ -26,8 +26,10 @@ photo=tests/data/images/grace_hopper.jpg
 model=efficientnet-lite0
 container="wasi-infer-test-$$"
 memory=2g
-# The server's default --shutdown-grace.
+# The server's default --shutdown-grace, and the drain delay this test sets
+# (WASI_INFER_DRAIN_DELAY, as a Kubernetes manifest would).
 grace_s=10
+drain_s=2
 
 work="$(mktemp -d)"
 bare_pid=""
@@ -183,6 +185,7 @@ podman run -d --name "$container" \
     --read-only --read-only-tmpfs=false \
     --cap-drop ALL --security-opt no-new-privileges \
     --memory "$memory" \
+    -e "WASI_INFER_DRAIN_DELAY=${drain_s}s" \
     -p "127.0.0.1:$port:8080" \
     "$image" >/dev/null || fail "podman run"
 started_ms=$(($(millis) - run_start))
@@ -207,11 +210,16 @@ print(index, label.split(",")[0])' tests/data/images/reference-top5.json "$(base
 # Prints the top class of an answer on stdin as "index label".
 top1() { python3 -c 'import json, sys; p = json.load(sys.stdin)["predictions"][0]; print(p["index"], p["label"])'; }
 
-answer="$(curl --fail -s -H 'content-type: image/jpeg' --data-binary "@$photo" "$url/classify/$model")" ||
+# What people type first: curl's --data-binary (which says
+# application/x-www-form-urlencoded) and a form upload.
+answer="$(curl --fail -s --data-binary "@$photo" "$url/classify/$model")" ||
     fail "POST /classify/$model"
 got="$(top1 <<<"$answer")"
 [ "$got" = "$expected" ] || fail "top class $got, expected $expected: $answer"
-echo "top class: $got"
+answer="$(curl --fail -s -F "file=@$photo" "$url/classify/$model")" ||
+    fail "POST /classify/$model as a form upload"
+[ "$(top1 <<<"$answer")" = "$expected" ] || fail "form upload: $answer"
+echo "top class: $got (raw body and form upload)"
 
 # Prints the median and 90th percentile, in ms, of 30 classifications sent
 # one after another on one connection (after 5 to warm up).
@@ -293,8 +301,15 @@ done
 sleep 0.5
 term_at=$(millis)
 podman kill --signal TERM "$container" >/dev/null || fail "podman kill --signal TERM"
-exit_code="$(timeout $((grace_s + 20)) podman wait "$container")" ||
-    fail "the container did not exit within $((grace_s + 20)) s of SIGTERM"
+# Through the drain delay: not ready (a load balancer lets go), yet serving.
+sleep 0.3
+ready_code="$(curl -s -o /dev/null -w '%{http_code}' "$url/health/ready")"
+[ "$ready_code" = 503 ] || fail "/health/ready answered $ready_code during the drain delay, not 503"
+drain_answer="$(curl --fail -s --data-binary "@$photo" "$url/classify/$model")" ||
+    fail "a request sent during the drain delay was refused"
+[ "$(top1 <<<"$drain_answer")" = "$expected" ] || fail "during the drain delay: $drain_answer"
+exit_code="$(timeout $((drain_s + grace_s + 20)) podman wait "$container")" ||
+    fail "the container did not exit within $((drain_s + grace_s + 20)) s of SIGTERM"
 exited_ms=$(($(millis) - term_at))
 wait
 completed=0
@@ -306,8 +321,27 @@ for i in $(seq 8); do
 done
 [ "$completed" = 8 ] || fail "only $completed of 8 requests were still in flight at SIGTERM; the drain was not tested"
 [ "$exit_code" = 0 ] || fail "the container exited with status $exit_code after SIGTERM"
-[ "$exited_ms" -le $((grace_s * 1000)) ] || fail "the container took $exited_ms ms to exit, past the ${grace_s} s grace"
+[ "$exited_ms" -ge $((drain_s * 1000)) ] || fail "the container exited $exited_ms ms after SIGTERM, before the ${drain_s} s drain delay"
+[ "$exited_ms" -le $(((drain_s + grace_s) * 1000)) ] || fail "the container took $exited_ms ms to exit, past the drain delay and grace"
+echo "during the ${drain_s} s drain: /health/ready 503, a new request answered 200"
 echo "8 of 8 answered 200 after SIGTERM; exit status 0, $exited_ms ms after SIGTERM"
+
+# ---------------------------------------------------------------------------
+step "one model folder, as KServe mounts it"
+# The arguments deploy/kubernetes's ClusterServingRuntime gives: the model at
+# /mnt/models, named by the InferenceService; here one of the image's models.
+podman rm -f -t 0 "$container" >/dev/null 2>&1 || true
+podman run -d --name "$container" --read-only --read-only-tmpfs=false \
+    --cap-drop ALL --security-opt no-new-privileges --memory "$memory" \
+    -v "$root/models/fashion-mnist-cnn:/mnt/models:ro" \
+    -p "127.0.0.1:$port:8080" \
+    "$image" --models /mnt/models --model-name clothes >/dev/null || fail "podman run --models"
+wait_ready "$url" container_running
+metadata="$(curl --fail -s "$url/v2/models/clothes")" || fail "GET /v2/models/clothes"
+python3 -c 'import json, sys; m = json.loads(sys.argv[1]); assert m["name"] == "clothes" and m["inputs"][0]["shape"] == [1, 1, 28, 28], m' "$metadata" ||
+    fail "model metadata: $metadata"
+echo "served /mnt/models as clothes: $metadata"
+podman stop -t 15 "$container" >/dev/null
 
 # ---------------------------------------------------------------------------
 size_bytes="$(inspect '{{.Size}}')"
@@ -321,6 +355,6 @@ latency, $model (container: $container_backend, bare: $bare_backend):
   in container:   $container_latency
   bare server:    $bare_latency (ready in $bare_ready_ms ms)
 memory in use:    $memory_use
-SIGTERM:          8 in-flight requests answered 200; exit 0 in $exited_ms ms
+SIGTERM:          ${drain_s} s drain (not ready, still serving), 8 in-flight requests answered 200; exit 0 in $exited_ms ms
 PASS
 EOF

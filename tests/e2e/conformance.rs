@@ -15,22 +15,54 @@ use crate::server::{Server, photo, root};
 
 const BACKENDS: [&str; 3] = ["tract", "onnxruntime", "openvino"];
 
-/// The Fashion-MNIST CNN's accuracy on the test set, in percent, and how far a
-/// backend may be from it.
-const FASHION_ACCURACY: f64 = 89.1;
-const FASHION_TOLERANCE: f64 = 0.2;
+// Every bound below must hold on any x86-64 CPU: AVX2 only, AVX-512, VNNI,
+// BF16. int8 kernels differ by CPU (ONNX Runtime's u8s8 kernel on AVX2
+// saturates pairs of products into 16 bits; VNNI and tract compute exactly),
+// so int8 results are compared with what the model's own quantisation error
+// allows, never with one machine's int8 figure. The figures quoted were
+// measured over every int8 arithmetic available here: ONNX Runtime's AVX2
+// kernel, its exact one (`session.x64quantprecision=1`, the arithmetic of a
+// VNNI CPU), OpenVINO, tract, and bf16 rounding emulated in numpy.
 
-/// all-MiniLM-L6-v2 int8's reference cosine similarities (`models/all-minilm-l6-v2/README.md`),
-/// and how far a backend may be from them: the int8 model quantises its
-/// activations at run time, and backends round differently (measured here:
-/// 0.758 to 0.763 for the first pair), as does the reference's setting.
+/// The Fashion-MNIST CNNs' accuracy on the 10,000 test images, in percent,
+/// and how far a backend may be from it.
+///
+/// fp32: every f32 backend gives 89.12; their logits differ by at most
+/// 1.3e-5, 36 times below the smallest top-1/top-2 margin of any test image
+/// (4.9e-4), and even logit errors of 0.01 (bf16 rounding moves them 0.06 and
+/// gives 89.08) keep it within 89.04 to 89.18.
+const FASHION_FP32: (f64, f64) = (89.12, 0.1);
+/// int8: exact integer kernels (VNNI, OpenVINO, tract, ONNX Runtime's exact
+/// kernel) give 89.06 and ONNX Runtime's saturating AVX2 kernel 89.04, with
+/// 144 top-1s changed; twelve other orders of pairing in a saturating kernel,
+/// simulated, spread from 88.75 to 89.09. A preprocessing bug costs more than
+/// that: an offset of 0.02 gives 88.35, a one-pixel shift 86.05.
+const FASHION_INT8: (f64, f64) = (89.06, 0.35);
+
+/// The sentences embedded, with their fp32 embeddings made from the original
+/// weights (`tests/data/embeddings/`: a numpy BERT over the safetensors of
+/// sentence-transformers/all-MiniLM-L6-v2, tokenised with our tokenizer.json).
 const SENTENCES: [&str; 3] = [
     "A man is eating food.",
     "A man is eating a piece of bread.",
     "A man is riding a horse.",
 ];
-const REFERENCE_SIMILARITIES: [f64; 2] = [0.7714, 0.2632];
-const SIMILARITY_TOLERANCE: f64 = 0.02;
+/// Each backend's int8 embedding against the fp32 one, per sentence. Across
+/// every int8 arithmetic measured the three sentences' cosine is 0.990 to
+/// 0.995 (worst 1 - cos: 0.0099), and 0.987 over 50 more sentences of seven
+/// or more tokens; 0.98 allows twice the worst error. It still catches the
+/// bugs a function can make: pooling the [CLS] token (0.57), not lower-casing
+/// (0.90 to 0.93).
+const MIN_COSINE_TO_FP32: f64 = 0.98;
+/// The fp32 similarities cos(sentence 0, sentence i) (0.7553 and 0.2474, as
+/// models/all-minilm-l6-v2/README.md says), and how far an int8 backend's may
+/// be: on these pairs int8 moved them by -0.0065 (tract on a VNNI machine) to
+/// +0.018 (every kernel here); over 1,378 pairs of 53 sentences the 99th
+/// percentile is 0.034.
+const MAX_SIMILARITY_SHIFT: f64 = 0.04;
+/// Two backends each within `MIN_COSINE_TO_FP32` of the reference are within
+/// twice that angle of each other: cos(2θ) = 2 cos²θ - 1.
+const MIN_COSINE_BETWEEN_BACKENDS: f64 = 2.0 * MIN_COSINE_TO_FP32 * MIN_COSINE_TO_FP32 - 1.0;
 
 #[test]
 fn every_model_on_every_backend() {
@@ -56,18 +88,24 @@ fn every_model_on_every_backend() {
                 top5.insert((backend, model, name), got);
             }
         }
-        for model in ["fashion-mnist-cnn", "fashion-mnist-cnn-int8"] {
+        for (model, (expected, tolerance)) in [
+            ("fashion-mnist-cnn", FASHION_FP32),
+            ("fashion-mnist-cnn-int8", FASHION_INT8),
+        ] {
             let accuracy = fashion_mnist_accuracy(server, model);
             eprintln!("{model} on {backend}: {accuracy:.2}% of 10000 test images");
             assert!(
-                (accuracy - FASHION_ACCURACY).abs() <= FASHION_TOLERANCE,
-                "{model} on {backend}: accuracy {accuracy:.2}%, expected {FASHION_ACCURACY} ± {FASHION_TOLERANCE}"
+                (accuracy - expected).abs() <= tolerance,
+                "{model} on {backend}: accuracy {accuracy:.2}%, expected {expected} ± {tolerance}"
             );
         }
         embeddings.insert(backend, embed_sentences(server, backend));
     }
-    // The backends agree: on fp32, the same five classes for every photo; on
-    // int8, the same top-1 wherever the reference is decisive.
+    // The backends agree: on fp32, the same five classes for every photo (f32
+    // backends' logits differ by at most 1.3e-5, and the closest fifth and
+    // sixth classes are 0.035 apart in log-probability); on int8, the same
+    // top-1 wherever the reference is decisive (the closest top-1 and top-2
+    // of a decisive photo, rocket on OpenVINO, are 0.068 apart).
     let reference = reference();
     for ((backend, model, photo), classes) in &top5 {
         let tract = &top5[&("tract", *model, *photo)];
@@ -89,14 +127,15 @@ fn every_model_on_every_backend() {
         }
     }
 
-    // The backends agree: the same embeddings, to a cosine of 0.99.
+    // The backends agree with each other as far as their distance to the
+    // reference allows.
     for pair in BACKENDS.windows(2) {
         let (a, b) = (&embeddings[pair[0]], &embeddings[pair[1]]);
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
             let cos = cosine(x, y);
             assert!(
-                cos >= 0.99,
-                "sentence {i}: {} and {} embeddings differ: cosine {cos:.4}",
+                cos >= MIN_COSINE_BETWEEN_BACKENDS,
+                "sentence {i}: {} and {} embeddings differ: cosine {cos:.4}, at least {MIN_COSINE_BETWEEN_BACKENDS:.4}",
                 pair[0],
                 pair[1]
             );
@@ -112,10 +151,16 @@ const DECISIVE_MARGIN: f64 = 0.1;
 ///
 /// fp32 models: the top-1 must be in the reference top-3 and the reference
 /// top-1 in the top-5. int8 models are held to that only where the reference is
-/// decisive: ONNX Runtime and OpenVINO run real int8 kernels that round
-/// differently (tract evaluates the quantisation in f32), so on an ambiguous
-/// photo (page.png: 11% vs 9%) their top-1 may differ; there the top-5 must
-/// still share two classes with the reference.
+/// decisive: int8 kernels round differently by CPU and backend (on AVX2,
+/// OpenVINO and ONNX Runtime give coffee.png's top-1 0.56 and 0.40 where exact
+/// arithmetic gives 0.95), so on an ambiguous photo (page.png: 11% vs 9%)
+/// their top-1 may differ; there at least one of the reference top-3 must be
+/// in the top-5. Two of the reference top-5 was measured too: OpenVINO keeps
+/// exactly two on page.png, no slack for a CPU that rounds differently; every
+/// arithmetic measured keeps at least two of the top-3, a margin of one class.
+/// The fp32 margins: the top-1 is in the reference top-3 by 0.089 and the
+/// reference top-1 in the top-5 by 0.091 at the closest (page.png, bf16
+/// emulated included).
 pub fn classify_photos<'a>(
     server: &Server,
     backend: &str,
@@ -148,10 +193,10 @@ pub fn classify_photos<'a>(
                 top[0]
             );
         } else {
-            let shared = got.iter().filter(|i| top.contains(i)).count();
             assert!(
-                shared >= 2,
-                "{model} on {backend}: {name}: top-5 {got:?} shares {shared} classes with the reference {top:?}"
+                got.iter().any(|i| top[..3].contains(i)),
+                "{model} on {backend}: {name}: top-5 {got:?} holds none of the reference top-3 {:?}",
+                &top[..3]
             );
         }
         answers.push((name, got));
@@ -249,19 +294,29 @@ fn embed_sentences(server: &Server, backend: &str) -> Vec<Vec<f64>> {
         let norm = e.iter().map(|v| v * v).sum::<f64>().sqrt();
         assert!((norm - 1.0).abs() < 1e-3, "not L2-normalised: {norm}");
     }
-    for (i, want) in REFERENCE_SIMILARITIES.iter().enumerate() {
-        let got = cosine(&embeddings[0], &embeddings[i + 1]);
-        eprintln!(
-            "all-minilm-l6-v2 on {backend}: similarity 0-{} = {got:.4}",
-            i + 1
-        );
+    let reference = fp32_reference();
+    for (i, (got, want)) in embeddings.iter().zip(&reference).enumerate() {
+        let cos = cosine(got, want);
+        eprintln!("all-minilm-l6-v2 on {backend}: sentence {i}: cosine to fp32 {cos:.4}");
         assert!(
-            (got - want).abs() <= SIMILARITY_TOLERANCE,
-            "on {backend}: cos(sentence 0, sentence {}) = {got:.4}, the reference is {want}",
-            i + 1
+            cos >= MIN_COSINE_TO_FP32,
+            "on {backend}: sentence {i}'s embedding has cosine {cos:.4} to the fp32 reference, at least {MIN_COSINE_TO_FP32}"
         );
     }
-    // One text alone gives the same embedding as among others.
+    for i in 1..SENTENCES.len() {
+        let got = cosine(&embeddings[0], &embeddings[i]);
+        let want = cosine(&reference[0], &reference[i]);
+        eprintln!("all-minilm-l6-v2 on {backend}: similarity 0-{i} = {got:.4} (fp32 {want:.4})");
+        assert!(
+            (got - want).abs() <= MAX_SIMILARITY_SHIFT,
+            "on {backend}: cos(sentence 0, sentence {i}) = {got:.4}, fp32 gives {want:.4} (± {MAX_SIMILARITY_SHIFT})"
+        );
+    }
+    // One text alone gives the same embedding as among others: text-embed runs
+    // one inference per text (the model quantises each activation tensor with
+    // one scale, so in a padded batch a text's embedding would depend on the
+    // others: cosine 0.95 in a batch of 53), so the inputs are identical and
+    // every backend gives the same numbers (cosine 1 within 2e-16 here).
     let body = json!({ "input": SENTENCES[2] }).to_string();
     let reply = server.post("/embed/all-minilm-l6-v2", body.as_bytes());
     assert_eq!(reply.status, 200, "on {backend}: {}", reply.text);
@@ -274,6 +329,34 @@ fn embed_sentences(server: &Server, backend: &str) -> Vec<Vec<f64>> {
     let cos = cosine(&alone, &embeddings[2]);
     assert!(cos > 0.99999, "on {backend}: alone vs among others: {cos}");
     embeddings
+}
+
+/// The fp32 embeddings of `SENTENCES`, from tests/data/embeddings/.
+fn fp32_reference() -> Vec<Vec<f64>> {
+    let path = root().join("tests/data/embeddings/all-minilm-l6-v2-fp32.json");
+    let json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let sentences: Vec<&str> = json["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(sentences, SENTENCES, "{}", path.display());
+    json["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let e: Vec<f64> = e
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(e.len(), 384);
+            e
+        })
+        .collect()
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {

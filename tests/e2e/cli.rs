@@ -84,6 +84,12 @@ fn compile_fills_the_cache_that_serve_uses() {
     let components = ["image-classify", "open-inference", "text-embed"];
     for component in components {
         assert!(out.contains(&format!("{component}: compiled")), "{out}");
+        // The built-in application's functions are the same bytes, carried
+        // in the binary: the same entries.
+        assert!(
+            out.contains(&format!("{component} (built-in): already in the cache")),
+            "{out}"
+        );
     }
     let entries = || {
         std::fs::read_dir(cache.path())
@@ -98,13 +104,29 @@ fn compile_fills_the_cache_that_serve_uses() {
     assert!(ok, "{err}");
     assert_eq!(
         out.matches("already in the cache").count(),
-        components.len(),
+        2 * components.len(),
         "{out}"
     );
 
     let server = Server::start(&["--backend", "onnxruntime", "--cache-dir", dir]);
     let reply = server.post("/classify/fashion-mnist-cnn", &photo("page.png"));
     assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(
+        server.log().matches("compiled=\"from cache\"").count(),
+        components.len(),
+        "{}",
+        server.log()
+    );
+    drop(server);
+    // A model folder served without a manifest starts from the cache too.
+    let server = Server::start(&[
+        "--models",
+        "models",
+        "--backend",
+        "tract",
+        "--cache-dir",
+        dir,
+    ]);
     assert_eq!(
         server.log().matches("compiled=\"from cache\"").count(),
         components.len(),

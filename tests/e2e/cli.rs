@@ -108,32 +108,29 @@ fn compile_fills_the_cache_that_serve_uses() {
         "{out}"
     );
 
-    let server = Server::start(&["--backend", "onnxruntime", "--cache-dir", dir]);
-    let reply = server.post("/classify/fashion-mnist-cnn", &photo("page.png"));
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(
-        server.log().matches("compiled=\"from cache\"").count(),
-        components.len(),
-        "{}",
-        server.log()
-    );
-    drop(server);
-    // A model folder served without a manifest starts from the cache too.
-    let server = Server::start(&[
-        "--models",
-        "models",
-        "--backend",
-        "tract",
-        "--cache-dir",
-        dir,
-    ]);
-    assert_eq!(
-        server.log().matches("compiled=\"from cache\"").count(),
-        components.len(),
-        "{}",
-        server.log()
-    );
-    drop(server);
+    // The example application, then a model folder served without a
+    // manifest: both start from the cache.
+    for args in [
+        &["--backend", "onnxruntime", "--cache-dir", dir][..],
+        &[
+            "--models",
+            "models",
+            "--backend",
+            "tract",
+            "--cache-dir",
+            dir,
+        ],
+    ] {
+        let server = Server::start(args);
+        let reply = server.post("/classify/fashion-mnist-cnn", &photo("page.png"));
+        assert_eq!(reply.status, 200, "{args:?}: {}", reply.text);
+        assert_eq!(
+            server.log().matches("compiled=\"from cache\"").count(),
+            components.len(),
+            "{args:?}: {}",
+            server.log()
+        );
+    }
 
     let server = Server::start(&["--backend", "onnxruntime", "--no-cache"]);
     let reply = server.post("/classify/fashion-mnist-cnn", &photo("page.png"));

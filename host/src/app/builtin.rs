@@ -123,10 +123,11 @@ impl BuiltinApp {
                 continue;
             }
             if function.wasm.is_empty() {
-                return Err(AppError::Builtin(format!(
+                return Err(AppError::Builtin(
                     "this wasi-infer was built without its functions (WASI_INFER_SKIP_FUNCTIONS): \
                      serve a manifest (--manifest) instead, or build it again without that variable"
-                )));
+                        .into(),
+                ));
             }
             let pattern = RoutePattern::parse(function.route)
                 .expect("the built-in routes are valid patterns");

@@ -3,7 +3,8 @@
 # wasm32-wasip2 target, the ONNX Runtime and OpenVINO libraries from their PyPI
 # wheels, tritonclient for the Open Inference Protocol tests), then runs the
 # host's unit and end-to-end tests (every model on every backend), the
-# functions' unit tests, the Kubernetes manifests and the container image.
+# functions' unit tests, a short benchmark, the Kubernetes manifests and the
+# container image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,20 @@ export WASI_INFER_TEST_PYTHON="$PWD/$oip_venv/bin/python"
 cargo test --release --workspace
 # The functions' own logic (preprocessing, softmax, top-k), natively.
 cargo test --manifest-path functions/Cargo.toml --target-dir target/functions-native --lib
+
+# A short benchmark, so that it cannot silently break: every contender it
+# compares (wasi-infer, the native baseline, wasmtime serve, the Python
+# service), one model and photo, c=1 and c=4, a second per cell, one cold
+# start. Its figures are not checked here (a shared CI machine is no place for
+# speed targets); bench/run.sh runs the full one (docs/benchmarks.md).
+bench/scripts/setup-python.sh
+bench/scripts/setup-wasmtime.sh
+# The same profile and features as the tests: this only links the bench binaries.
+cargo build --release --workspace
+target/release/wasi-infer-bench \
+    --contenders wasi-infer:onnxruntime,native,wasmtime-serve,python:reuseport \
+    --models efficientnet-lite0 --images tests/data/images/grace_hopper.jpg \
+    --concurrency 1,4 --duration 1 --warmup 0.5 --cold-starts 1 --out target/bench-ci
 
 # The deployment, checked as a user would use it: every Kubernetes and KServe
 # manifest rendered (kubectl kustomize) and validated, then the container

@@ -225,6 +225,10 @@ impl Server {
     }
 
     /// Polls with a real request until one succeeds: that is "serving".
+    /// A 503 is a server that listens while it loads (wasi-infer answers its
+    /// health checks, and 503 to everything else, until its models and
+    /// components are loaded): it is polled through, as a load balancer
+    /// would; any other error status is a failure.
     fn wait_ready(&mut self, probe: &Target, timeout: Duration) -> anyhow::Result<Instant> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -236,15 +240,16 @@ impl Server {
                 );
             }
             if let Ok(reply) = Connection::open(self.addr).and_then(|mut c| c.send(probe)) {
-                if reply.status == 200 {
-                    return Ok(Instant::now());
+                match reply.status {
+                    200 => return Ok(Instant::now()),
+                    503 => {}
+                    _ => bail!(
+                        "{} answered {}: {}",
+                        self.name,
+                        reply.status,
+                        String::from_utf8_lossy(&reply.body)
+                    ),
                 }
-                bail!(
-                    "{} answered {}: {}",
-                    self.name,
-                    reply.status,
-                    String::from_utf8_lossy(&reply.body)
-                );
             }
             if Instant::now() > deadline {
                 bail!(

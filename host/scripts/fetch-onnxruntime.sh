@@ -4,8 +4,10 @@
 # wasi-infer finds it there, or wherever ORT_DYLIB_PATH points.
 set -euo pipefail
 
-# The version `ort = "=2.0.0-rc.10"` is built against.
-VERSION="${ONNXRUNTIME_VERSION:-1.22.1}"
+# The newest release, tested with `ort = "=2.0.0-rc.15"`. The host asks for
+# the C API of 1.22 (ort's `api-22`), so any release from 1.22 on loads;
+# ONNXRUNTIME_VERSION=1.22.1 installs the one used before, for comparisons.
+VERSION="${ONNXRUNTIME_VERSION:-1.32.0}"
 # `onnxruntime-gpu` adds the CUDA execution provider (it needs CUDA and cuDNN
 # on the machine); `device = "gpu"` in a model's [onnxruntime] uses it.
 PACKAGE="${ONNXRUNTIME_PACKAGE:-onnxruntime}"

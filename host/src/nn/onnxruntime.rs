@@ -15,17 +15,15 @@
 //! optimisation level and the device (CPU, or CUDA).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-use ort::execution_providers::{
-    CUDAExecutionProvider, ExecutionProvider, ExecutionProviderDispatch,
-};
+use ort::environment::Environment;
+use ort::ep::{CUDA, ExecutionProvider, ExecutionProviderDispatch};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{RunOptions, Session};
-use ort::tensor::TensorElementType;
-use ort::value::{DynValue, Tensor as OrtTensor, ValueType};
+use ort::value::{DynValue, Tensor as OrtTensor, TensorElementType, ValueType};
 use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
@@ -47,24 +45,32 @@ const RECORDED_LIBRARY: &str = concat!(
 
 /// The ONNX Runtime library this process uses, or why there is none.
 pub fn library() -> Result<&'static Path, String> {
-    static LIBRARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    LIBRARY
+    runtime().map(|(path, _)| path.as_path())
+}
+
+/// The library and the one environment every session of the process is
+/// built in, made at first use.
+fn runtime() -> Result<&'static (PathBuf, Environment), String> {
+    static RUNTIME: OnceLock<Result<(PathBuf, Environment), String>> = OnceLock::new();
+    RUNTIME
         .get_or_init(|| {
             let path = locate()?;
             check_library(&path)?;
-            // The checks above make `ort`'s own loading (which panics on failure) safe.
-            ort::init_from(path.display().to_string())
+            let cannot = |e: &dyn std::fmt::Display| {
+                format!(
+                    "cannot initialise ONNX Runtime from {}: {e}",
+                    path.display()
+                )
+            };
+            // The checks above make `ort`'s own loading safe.
+            let environment = ort::init_from(&path)
+                .map_err(|e| cannot(&e))?
                 .with_name("wasi-infer")
-                .commit()
-                .map_err(|e| {
-                    format!(
-                        "cannot initialise ONNX Runtime from {}: {e}",
-                        path.display()
-                    )
-                })?;
-            Ok(path)
+                .build()
+                .map_err(|e| cannot(&e))?;
+            Ok((path, environment))
         })
-        .as_deref()
+        .as_ref()
         .map_err(Clone::clone)
 }
 
@@ -127,6 +133,8 @@ pub struct OnnxRuntimeModel {
     sessions: Arc<Pool<Session>>,
     /// Builds the pool's other sessions after loading.
     building: Mutex<Option<JoinHandle<()>>>,
+    /// Tells `building` to stop: the model is being dropped.
+    stop_building: Arc<AtomicBool>,
     /// A thread per core: a request alone on the model.
     solo: Option<Mutex<Session>>,
     /// Inferences running on this model now.
@@ -158,8 +166,9 @@ impl OnnxRuntimeModel {
             OptimizationLevel::Extended => GraphOptimizationLevel::Level2,
             OptimizationLevel::All => GraphOptimizationLevel::Level3,
         };
+        let (_, environment) = runtime()?;
         let build = Arc::new(move |threads: usize| {
-            let mut builder = Session::builder()?
+            let mut builder = Session::builder(environment)?
                 .with_optimization_level(level())?
                 .with_intra_threads(threads)?
                 .with_inter_threads(1)?;
@@ -204,10 +213,15 @@ impl OnnxRuntimeModel {
         let sessions = Arc::new(Pool::starting_with(first, pool).with_rebuild(rebuild));
 
         // The rest of the pool, while the model serves.
+        let stop_building = Arc::new(AtomicBool::new(false));
         let building = (pool > 1).then(|| {
             let (sessions, name) = (sessions.clone(), name.to_string());
+            let stop = stop_building.clone();
             std::thread::spawn(move || {
                 for _ in 1..pool {
+                    if stop.load(Ordering::Acquire) {
+                        return;
+                    }
                     match build(pooled_threads) {
                         Ok(session) => {
                             let _ = sessions.add(session);
@@ -232,14 +246,14 @@ impl OnnxRuntimeModel {
         };
         let interface = ModelInterface {
             inputs: session
-                .inputs
+                .inputs()
                 .iter()
-                .map(|i| info(&i.name, &i.input_type))
+                .map(|i| info(i.name(), i.dtype()))
                 .collect(),
             outputs: session
-                .outputs
+                .outputs()
                 .iter()
-                .map(|o| info(&o.name, &o.output_type))
+                .map(|o| info(o.name(), o.dtype()))
                 .collect(),
         };
         drop(session);
@@ -247,6 +261,7 @@ impl OnnxRuntimeModel {
         Ok(Self {
             sessions,
             building: Mutex::new(building),
+            stop_building,
             solo,
             in_flight: AtomicUsize::new(0),
             large: LargeRequests::of(config),
@@ -261,9 +276,8 @@ fn gpu_provider(
     model: &str,
     cpu_fallback: bool,
 ) -> Result<Option<ExecutionProviderDispatch>, String> {
-    let cuda = CUDAExecutionProvider::default();
-    match cuda.is_available() {
-        Ok(true) => Ok(Some(cuda.build().error_on_failure())),
+    match CUDA::is_available() {
+        Ok(true) => Ok(Some(CUDA::default().build().error_on_failure())),
         Ok(false) | Err(_) if cpu_fallback => {
             tracing::warn!(
                 model,
@@ -341,7 +355,7 @@ fn infer(
     let mut options = RunOptions::new().map_err(fail)?;
     if shrink_arena {
         options
-            .add_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+            .set("memory.enable_memory_arena_shrinkage", "cpu:0")
             .map_err(fail)?;
     }
     let options = Arc::new(options);
@@ -383,6 +397,18 @@ impl<'a> InFlight<'a> {
     }
 }
 
+/// A model is dropped before the process exits (`models inspect`, a server
+/// that shuts down): the thread still building sessions must be done first,
+/// since ONNX Runtime's own destructors run at exit and crash a thread that
+/// is inside the library (seen with 1.32: a segmentation fault after the
+/// answer was printed). It stops after the session it is building.
+impl Drop for OnnxRuntimeModel {
+    fn drop(&mut self) {
+        self.stop_building.store(true, Ordering::Release);
+        self.settle();
+    }
+}
+
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::AcqRel);
@@ -418,7 +444,7 @@ fn element_type(ty: &ValueType) -> Option<ElementType> {
 
 fn to_value(input: &CheckedInput) -> Result<DynValue, BackendError> {
     let shape: Vec<i64> = input.dims.iter().map(|&d| d as i64).collect();
-    fn make<T: ort::tensor::PrimitiveTensorElementType + bytemuck::Pod + std::fmt::Debug>(
+    fn make<T: ort::value::PrimitiveTensorElementType + bytemuck::Pod + std::fmt::Debug>(
         shape: Vec<i64>,
         bytes: &[u8],
     ) -> Result<DynValue, BackendError> {
@@ -431,7 +457,7 @@ fn to_value(input: &CheckedInput) -> Result<DynValue, BackendError> {
 }
 
 fn from_value(name: &str, value: &ort::value::ValueRef<'_>) -> Result<Tensor, BackendError> {
-    fn take<T: ort::tensor::PrimitiveTensorElementType + bytemuck::NoUninit>(
+    fn take<T: ort::value::PrimitiveTensorElementType + bytemuck::NoUninit>(
         value: &ort::value::ValueRef<'_>,
         ty: ElementType,
     ) -> Result<Tensor, BackendError> {

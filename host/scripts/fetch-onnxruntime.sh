@@ -4,9 +4,9 @@
 # wasi-infer finds it there, or wherever ORT_DYLIB_PATH points.
 set -euo pipefail
 
-# The newest release, tested with `ort = "=2.0.0-rc.15"`. The host asks for
-# the C API of 1.22 (ort's `api-22`), so any release from 1.22 on loads;
-# ONNXRUNTIME_VERSION=1.22.1 installs the one used before, for comparisons.
+# The newest release, tested with `ort = "=2.0.0-rc.15"`, which is built for
+# the C API of 1.31 (`api-31`): the host refuses older releases at start-up
+# (ort rc.15 asks 1.22 for its execution-provider devices, and 1.22 aborts).
 VERSION="${ONNXRUNTIME_VERSION:-1.32.0}"
 # `onnxruntime-gpu` adds the CUDA execution provider (it needs CUDA and cuDNN
 # on the machine); `device = "gpu"` in a model's [onnxruntime] uses it.

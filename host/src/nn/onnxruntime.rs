@@ -164,7 +164,9 @@ impl OnnxRuntimeModel {
             OptimizationLevel::Disable => GraphOptimizationLevel::Disable,
             OptimizationLevel::Basic => GraphOptimizationLevel::Level1,
             OptimizationLevel::Extended => GraphOptimizationLevel::Level2,
-            OptimizationLevel::All => GraphOptimizationLevel::Level3,
+            // Not Level3: since ort rc.15 (and ONNX Runtime 1.23) that is the layout
+            // level, below "all".
+            OptimizationLevel::All => GraphOptimizationLevel::All,
         };
         let (_, environment) = runtime()?;
         let build = Arc::new(move |threads: usize| {

@@ -4,7 +4,8 @@
 //! session behind one lock (the design of wasmtime-wasi-nn's built-in backend).
 //!
 //! Inference only, in-process: no HTTP, no guest. Run it with
-//! `cargo run --release --example backend-bench [-- --seconds 5]`.
+//! `cargo run --release --example backend-bench [-- --seconds 5] [--backends onnxruntime,tract]`.
+//! `bench/scripts/compare-onnxruntime.sh` runs it on two ONNX Runtime releases.
 //! Figures move on a shared machine; compare ratios from one run.
 
 use std::path::{Path, PathBuf};
@@ -26,10 +27,22 @@ fn main() -> anyhow::Result<()> {
             .parse()?,
         None => 5.0,
     };
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--backends")
+        .map(|i| -> anyhow::Result<Vec<String>> {
+            let list = args.get(i + 1).context("--backends needs a value")?;
+            Ok(list.split(',').map(str::to_string).collect())
+        })
+        .transpose()?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let models_dir = root.join("models");
     let backends: Vec<BackendKind> = BackendKind::ALL
         .into_iter()
+        .filter(|b| {
+            only.as_ref()
+                .is_none_or(|only| only.iter().any(|o| *o == b.to_string()))
+        })
         .filter(|b| match b.availability() {
             Ok(()) => true,
             Err(reason) => {
@@ -102,7 +115,9 @@ fn main() -> anyhow::Result<()> {
             None,
         ));
     }
-    variants.push(("tract".into(), BackendKind::Tract, None));
+    if backends.contains(&BackendKind::Tract) {
+        variants.push(("tract".into(), BackendKind::Tract, None));
+    }
     for (label, backend, extra) in variants {
         let copy = extra.map(|extra| with_settings(&dir, &extra)).transpose()?;
         let model_dir = copy.as_ref().map_or(dir.clone(), |c| c.path().join(model));

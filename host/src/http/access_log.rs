@@ -93,7 +93,11 @@ pub struct Answered<'a> {
     pub request_id: &'a str,
 }
 
-/// Counts the request in `metrics` and logs its line.
+/// Counts the request in `metrics` and logs its line. The host's own paths
+/// answered well (a health probe, a metrics scrape) are logged at debug
+/// level: under Kubernetes and Prometheus they come every few seconds and
+/// would be most of the log; their failures (503 while loading or draining)
+/// stay at info.
 pub fn record(metrics: &Metrics, answered: &Answered<'_>) {
     metrics.request(
         answered.route,
@@ -101,17 +105,45 @@ pub fn record(metrics: &Metrics, answered: &Answered<'_>) {
         answered.status,
         answered.took,
     );
-    tracing::info!(
-        target: "wasi_infer::request",
-        method = %answered.method,
-        path = answered.path,
-        route = answered.route,
-        component = answered.component,
-        status = answered.status,
-        ms = (answered.took.as_secs_f64() * 1e6).round() / 1e3,
-        request_id = answered.request_id,
-        "request"
-    );
+    let routine =
+        answered.component.is_empty() && answered.route == answered.path && answered.status < 400;
+    let path = shortened(answered.path);
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "wasi_infer::request",
+                method = %answered.method,
+                path = path.as_ref(),
+                route = answered.route,
+                component = answered.component,
+                status = answered.status,
+                ms = (answered.took.as_secs_f64() * 1e6).round() / 1e3,
+                request_id = answered.request_id,
+                "request"
+            )
+        };
+    }
+    if routine {
+        line!(debug);
+    } else {
+        line!(info);
+    }
+}
+
+/// The longest path a log line holds whole: a client may send up to the
+/// head limit (64 KiB) of it, which a log collector need not store.
+const LOGGED_PATH_BYTES: usize = 512;
+
+/// The path, cut at [`LOGGED_PATH_BYTES`] with its length noted.
+fn shortened(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.len() <= LOGGED_PATH_BYTES {
+        return path.into();
+    }
+    let mut cut = LOGGED_PATH_BYTES;
+    while !path.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... ({} bytes)", &path[..cut], path.len()).into()
 }
 
 /// The request's id: the client's, if it is 1 to 128 visible ASCII
@@ -157,6 +189,15 @@ fn splitmix64(x: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_paths_are_cut_in_the_log() {
+        assert_eq!(shortened("/classify/m"), "/classify/m");
+        let long = format!("/classify/{}", "é".repeat(3000));
+        let cut = shortened(&long);
+        assert!(cut.len() < LOGGED_PATH_BYTES + 32, "{}", cut.len());
+        assert!(cut.ends_with(&format!("({} bytes)", long.len())), "{cut}");
+    }
 
     #[test]
     fn a_sensible_client_id_is_kept_and_others_replaced() {

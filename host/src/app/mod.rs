@@ -67,27 +67,27 @@ pub struct AppOptions {
 impl AppOptions {
     /// Serves the manifest at `manifest`.
     pub fn new(manifest: impl Into<PathBuf>) -> Self {
+        Self::serving(Some(manifest.into()), None)
+    }
+
+    /// Serves the models in `dir` (a repository, or one model folder)
+    /// through the [`builtin`] application.
+    pub fn for_models(dir: impl Into<PathBuf>) -> Self {
+        Self::serving(None, Some(dir.into()))
+    }
+
+    fn serving(manifest: Option<PathBuf>, models_dir: Option<PathBuf>) -> Self {
         let metrics = Arc::new(Metrics::new());
         let health = Arc::new(Health::new(metrics.ready_gauge()));
         Self {
-            manifest: Some(manifest.into()),
-            models_dir: None,
+            manifest,
+            models_dir,
             model_name: None,
             backend: None,
             limits: Limits::default(),
             compile_cache: None,
             metrics,
             health,
-        }
-    }
-
-    /// Serves the models in `dir` (a repository, or one model folder)
-    /// through the [`builtin`] application.
-    pub fn for_models(dir: impl Into<PathBuf>) -> Self {
-        Self {
-            manifest: None,
-            models_dir: Some(dir.into()),
-            ..Self::new(PathBuf::new())
         }
     }
 

@@ -257,6 +257,15 @@ impl fmt::Display for TensorSpec {
     }
 }
 
+/// Letters, digits, `.`, `_` and `-`: a name that stands in a URL path (a
+/// model's name, its version) and in a file name without escaping.
+pub fn is_url_segment(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 impl ModelConfig {
     /// Reads and checks `dir/model.toml`.
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
@@ -292,12 +301,7 @@ impl ModelConfig {
             ));
         }
         // It is a path segment of the Open Inference Protocol's URLs.
-        let version_ok = !self.version.is_empty()
-            && self
-                .version
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !version_ok {
+        if !is_url_segment(&self.version) {
             return Err(format!(
                 "version {:?}: use letters, digits, '.', '_' and '-'",
                 self.version

@@ -17,7 +17,7 @@ use super::ModelError;
 use super::interface::DataType;
 use super::model_config::{
     BackendChoice, InputLimits, ModelConfig, ModelFormat, OnnxRuntimeSettings, OpenVinoSettings,
-    TensorSpec,
+    TensorSpec, is_url_segment,
 };
 use super::onnx_graph;
 
@@ -130,12 +130,9 @@ impl ModelRepository {
 }
 
 /// A model's name: a folder name and a URL path segment at once.
+/// (Not hidden: `.` and `..` are no models.)
 pub fn is_model_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    is_url_segment(name) && !name.starts_with('.')
 }
 
 /// Whether `dir` holds a model: a `model.toml`, or one ONNX file.

@@ -27,9 +27,11 @@ model=efficientnet-lite0
 container="wasi-infer-test-$$"
 memory=2g
 # The server's default --shutdown-grace, and the drain delay this test sets
-# (WASI_INFER_DRAIN_DELAY, as a Kubernetes manifest would).
+# (WASI_INFER_DRAIN_DELAY, as a Kubernetes manifest would): long enough that
+# the checks made in it (a probe and one classification, well under a second)
+# never outlast it on a loaded machine.
 grace_s=10
-drain_s=2
+drain_s=4
 
 work="$(mktemp -d)"
 bare_pid=""

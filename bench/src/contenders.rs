@@ -1,6 +1,6 @@
 //! The servers under test, how to start each one on loopback, and how to tell
-//! when it is ready. Every contender serves `POST /classify/<model>` with the
-//! same models and answers with the same JSON.
+//! when it is ready. Every contender serves the same models, and answers a
+//! workload's requests (see [`Workload`]) with the same JSON.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -11,6 +11,8 @@ use anyhow::{Context, bail};
 
 use wasi_infer_bench::load::{Connection, Target};
 use wasi_infer_bench::proc;
+
+use crate::workload::Workload;
 
 /// Where the set-up scripts put what the contenders need (see `bench/run.sh`).
 pub struct Paths {
@@ -39,6 +41,9 @@ impl Paths {
     pub fn python(&self) -> PathBuf {
         self.at(".deps/bench-python/bin/python")
     }
+    pub fn kserve_python(&self) -> PathBuf {
+        self.at(".deps/bench-kserve/bin/python")
+    }
     pub fn models(&self) -> PathBuf {
         self.at("models")
     }
@@ -56,6 +61,10 @@ pub enum Contender {
     /// FastAPI + uvicorn + Pillow + onnxruntime (`bench/python/server.py`), in one
     /// of its modes: `single`, `workers` or `reuseport`.
     Python { mode: String },
+    /// KServe's own Python model server (`kserve.ModelServer`, a `kserve.Model`
+    /// wrapping onnxruntime: `bench/python/kserve_server.py`), one process per
+    /// core; Open Inference Protocol only.
+    KServe,
 }
 
 impl Contender {
@@ -70,7 +79,17 @@ impl Contender {
         for mode in ["single", "workers", "reuseport"] {
             all.push(Contender::Python { mode: mode.into() });
         }
+        all.push(Contender::KServe);
         all
+    }
+
+    /// Whether this contender answers the workload's requests.
+    pub fn serves(&self, workload: Workload) -> bool {
+        match self {
+            Contender::WasiInfer { .. } => true,
+            Contender::KServe => workload == Workload::Oip,
+            _ => workload == Workload::Classify,
+        }
     }
 
     /// Parses a name as [`Contender::name`] prints it.
@@ -90,6 +109,7 @@ impl Contender {
             Contender::Native => "native".into(),
             Contender::WasmtimeServe => "wasmtime-serve".into(),
             Contender::Python { mode } => format!("python:{mode}"),
+            Contender::KServe => "kserve".into(),
         }
     }
 
@@ -152,6 +172,18 @@ impl Contender {
                     command.args(["--model", model]);
                 }
             }
+            Contender::KServe => {
+                command = Command::new(paths.kserve_python());
+                command
+                    .arg(paths.at("bench/python/kserve_server.py"))
+                    .args(["--host", "127.0.0.1"])
+                    .args(["--port", &addr.port().to_string()])
+                    .arg("--models")
+                    .arg(paths.models());
+                for model in models {
+                    command.args(["--model", model]);
+                }
+            }
         }
         command.current_dir(&paths.root);
         command
@@ -172,6 +204,7 @@ impl Contender {
                 ),
             ],
             Contender::Python { .. } => vec![(paths.python(), "bench/scripts/setup-python.sh")],
+            Contender::KServe => vec![(paths.kserve_python(), "bench/scripts/setup-kserve.sh")],
         };
         for (path, fix) in needs {
             if !path.exists() {

@@ -34,11 +34,27 @@ impl Target {
         content_type: &str,
         body: &[u8],
     ) -> Self {
-        let mut raw = format!(
-            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+        Self::with_headers(addr, method, path, content_type, &[], body)
+    }
+
+    /// A request with `headers` besides its host, type and length.
+    pub fn with_headers(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Self {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n",
             body.len()
-        )
-        .into_bytes();
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut raw = head.into_bytes();
         raw.extend_from_slice(body);
         Self {
             addr,

@@ -7,6 +7,7 @@
 
 mod contenders;
 mod report;
+mod workload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,17 +19,22 @@ use clap::Parser;
 
 use contenders::{Contender, Paths, Server};
 use report::{Cell, ColdStart, Memory, Results};
-use wasi_infer_bench::load::{self, Target};
+use wasi_infer_bench::load;
 use wasi_infer_bench::proc;
+use workload::{Request, Workload};
 
 #[derive(Parser)]
 #[command(about = "Benchmark wasi-infer against a native baseline, wasmtime serve and Python")]
 struct Args {
-    /// Contenders, comma-separated [default: all]: wasi-infer:onnxruntime,
-    /// wasi-infer:openvino, wasi-infer:tract, native, wasmtime-serve,
-    /// python:single, python:workers, python:reuseport.
+    /// Contenders, comma-separated [default: all that serve the workload]:
+    /// wasi-infer:onnxruntime, wasi-infer:openvino, wasi-infer:tract, native,
+    /// wasmtime-serve, python:single, python:workers, python:reuseport
+    /// (classify); wasi-infer:*, kserve (oip).
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,
+    /// What each request asks.
+    #[arg(long, value_enum, default_value = "classify")]
+    workload: Workload,
     /// Models to classify with.
     #[arg(long, value_delimiter = ',', default_values = ["efficientnet-lite0", "efficientnet-lite0-int8"])]
     models: Vec<String>,
@@ -65,8 +71,11 @@ fn main() -> anyhow::Result<()> {
         bail!("run the benchmark from the repository's root (bench/run.sh does)");
     }
     let paths = Paths { root };
-    let contenders = if args.contenders.is_empty() {
+    let contenders: Vec<Contender> = if args.contenders.is_empty() {
         Contender::all()
+            .into_iter()
+            .filter(|c| c.serves(args.workload))
+            .collect()
     } else {
         args.contenders
             .iter()
@@ -74,33 +83,43 @@ fn main() -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?
     };
     for contender in &contenders {
+        if !contender.serves(args.workload) {
+            bail!(
+                "{} does not serve the {:?} workload",
+                contender.name(),
+                args.workload
+            );
+        }
         contender.check_installed(&paths)?;
     }
     let logs = args.out.join("logs");
     std::fs::create_dir_all(&logs)?;
     let models: Vec<&str> = args.models.iter().map(String::as_str).collect();
-    let images = args
-        .images
-        .iter()
-        .map(|path| {
+    // Every request, made once: (model, photo, request).
+    let mut requests: Vec<(&str, &PathBuf, Request)> = Vec::new();
+    for model in &models {
+        for path in &args.images {
             let bytes =
                 std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            Ok((path.clone(), content_type(path)?, bytes))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let probe_image = images.first().context("no --images")?.clone();
-    let probe_model = models.first().context("no --models")?.to_string();
-    let probe = move |addr| {
-        Target::post(
-            addr,
-            &format!("/classify/{probe_model}"),
-            probe_image.1,
-            &probe_image.2,
-        )
-    };
+            let request = Request::new(args.workload, &paths.models(), model, path, &bytes)?;
+            requests.push((model, path, request));
+        }
+    }
+    let probe_request = requests
+        .first()
+        .context("no --models or no --images")?
+        .2
+        .clone();
+    let probe = move |addr| probe_request.target(addr);
 
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut results = Results::new(&args.baseline, cpus, args.duration, args.repeat);
+    let mut results = Results::new(
+        args.workload,
+        &args.baseline,
+        cpus,
+        args.duration,
+        args.repeat,
+    );
     let warmup = Duration::from_secs_f64(args.warmup);
     let duration = Duration::from_secs_f64(args.duration);
     let start_timeout = Duration::from_secs(300);
@@ -152,32 +171,24 @@ fn main() -> anyhow::Result<()> {
         ));
     }
     let highest = args.concurrency.iter().copied().max().unwrap_or(0);
-    for model in &models {
-        for (image, content_type, bytes) in &images {
-            for &concurrency in &args.concurrency {
-                let mut runs: Vec<Vec<load::Outcome>> = vec![Vec::new(); servers.len()];
-                for _ in 0..args.repeat {
-                    for ((server, memory), runs) in servers.iter_mut().zip(&mut runs) {
-                        let target = Target::post(
-                            server.addr,
-                            &format!("/classify/{model}"),
-                            content_type,
-                            bytes,
-                        );
-                        let (outcome, peak) = with_peak_rss(server, || {
-                            load::run(&target, concurrency, warmup, duration)
-                        });
-                        if concurrency == highest {
-                            memory.peak = memory.peak.max(peak);
-                        }
-                        runs.push(outcome);
+    for (model, image, request) in &requests {
+        for &concurrency in &args.concurrency {
+            let mut runs: Vec<Vec<load::Outcome>> = vec![Vec::new(); servers.len()];
+            for _ in 0..args.repeat {
+                for ((server, memory), runs) in servers.iter_mut().zip(&mut runs) {
+                    let target = request.target(server.addr);
+                    let (outcome, peak) =
+                        with_peak_rss(server, || load::run(&target, concurrency, warmup, duration));
+                    if concurrency == highest {
+                        memory.peak = memory.peak.max(peak);
                     }
+                    runs.push(outcome);
                 }
-                for ((server, _), runs) in servers.iter().zip(runs) {
-                    let cell = Cell::from_runs(&server.name, model, image, concurrency, runs);
-                    eprintln!("{}: {}", server.name, cell.summary());
-                    results.cells.push(cell);
-                }
+            }
+            for ((server, _), runs) in servers.iter().zip(runs) {
+                let cell = Cell::from_runs(&server.name, model, image, concurrency, runs);
+                eprintln!("{}: {}", server.name, cell.summary());
+                results.cells.push(cell);
             }
         }
     }
@@ -250,23 +261,4 @@ fn cold_start_variants(
 
 fn cache_args(cache_dir: &Path) -> Vec<String> {
     vec!["--cache-dir".to_string(), cache_dir.display().to_string()]
-}
-
-fn content_type(path: &std::path::Path) -> anyhow::Result<&'static str> {
-    match path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("jpg" | "jpeg") => Ok("image/jpeg"),
-        Some("png") => Ok("image/png"),
-        Some("webp") => Ok("image/webp"),
-        Some("gif") => Ok("image/gif"),
-        Some("bmp") => Ok("image/bmp"),
-        _ => bail!(
-            "{}: not a JPEG, PNG, WebP, GIF or BMP file name",
-            path.display()
-        ),
-    }
 }

@@ -9,14 +9,17 @@ use std::time::Duration;
 
 use wasi_infer_bench::load::Outcome;
 
+use crate::workload::Workload;
+
 /// The stages `Server-Timing` reports, in request order: the host's
 /// `instantiate`, then the function's own.
-const STAGES: [&str; 6] = [
+const STAGES: [&str; 7] = [
     "instantiate",
     "metadata",
     "decode",
     "preprocess",
     "inference",
+    "labels",
     "postprocess",
 ];
 
@@ -155,6 +158,7 @@ impl ColdStart {
 }
 
 pub struct Results {
+    workload: Workload,
     baseline: String,
     cpus: usize,
     duration: f64,
@@ -165,8 +169,15 @@ pub struct Results {
 }
 
 impl Results {
-    pub fn new(baseline: &str, cpus: usize, duration: f64, repeat: usize) -> Self {
+    pub fn new(
+        workload: Workload,
+        baseline: &str,
+        cpus: usize,
+        duration: f64,
+        repeat: usize,
+    ) -> Self {
         Self {
+            workload,
             baseline: baseline.to_string(),
             cpus,
             duration,
@@ -199,9 +210,15 @@ impl Results {
         let contenders = self.ordered(|c| c.contender.clone());
         let pairs = self.ordered(|c| (c.model.clone(), c.image.clone()));
         let levels = self.ordered(|c| c.concurrency);
+        let asked = match self.workload {
+            Workload::Classify => "each request a photo to classify",
+            Workload::Oip => {
+                "each request the photo's input tensor by the Open Inference Protocol (binary data, logits answered as JSON)"
+            }
+        };
         let _ = writeln!(
             out,
-            "{} CPUs; {} s measured per cell after a warm-up, the contenders taking turns{}; requests/s, then p50 / p99 latency in ms.\n",
+            "{} CPUs; {asked}; {} s measured per cell after a warm-up, the contenders taking turns{}; requests/s, then p50 / p99 latency in ms.\n",
             self.cpus,
             self.duration,
             if self.repeat > 1 {
@@ -267,6 +284,9 @@ impl Results {
 
     /// The targets, for our baseline contender, per model and photo.
     fn targets(&self, out: &mut String, pairs: &[(String, String)]) {
+        if self.workload == Workload::Oip {
+            return self.kserve_targets(out, pairs);
+        }
         let ours = &self.baseline;
         let _ = writeln!(out, "### Targets ({ours})\n");
         let _ = writeln!(
@@ -317,6 +337,35 @@ impl Results {
                 with_who(thr_ratio(fastest, 1.2), fastest),
                 with_who(p50_ratio(quickest, 1.0, true), quickest),
             );
+        }
+        out.push('\n');
+    }
+
+    /// The Open Inference Protocol's targets against KServe's own server:
+    /// at least 1.2x its requests/s at c=16, a lower p50 at c=1.
+    fn kserve_targets(&self, out: &mut String, pairs: &[(String, String)]) {
+        let ours = &self.baseline;
+        let _ = writeln!(out, "### Targets ({ours} against kserve)\n");
+        let _ = writeln!(
+            out,
+            "| model, tensor from | req/s c=16 vs kserve (≥ 1.2x) | p50 c=1 vs kserve (< 1x) |"
+        );
+        let _ = writeln!(out, "|---|---|---|");
+        for (model, image) in pairs {
+            let get = |who: &str, c| self.cell(who, model, image, c);
+            let throughput = ratio(
+                get(ours, 16).map(|c| c.throughput),
+                get("kserve", 16).map(|c| c.throughput),
+                1.2,
+                false,
+            );
+            let p50 = ratio(
+                get(ours, 1).map(|c| c.p50.as_secs_f64()),
+                get("kserve", 1).map(|c| c.p50.as_secs_f64()),
+                1.0,
+                true,
+            );
+            let _ = writeln!(out, "| {model}, {image} | {throughput} | {p50} |");
         }
         out.push('\n');
     }

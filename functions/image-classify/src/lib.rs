@@ -76,6 +76,7 @@ fn classify(req: &Request, timings: &mut Timings) -> Result<Vec<u8>, ApiError> {
     timings.lap("inference");
 
     let labels = meta.labels()?;
+    timings.lap("labels");
     let predictions = image_prep::top_k(&logits, top_k, |i| image_prep::label_of(&labels, i));
     let body = serde_json::to_vec(&Classification { model, predictions })
         .map_err(|e| ApiError::internal(format!("cannot serialise the response: {e}")))?;

@@ -79,6 +79,7 @@ fn answers_say_where_the_time_went() {
             "decode",
             "preprocess",
             "inference",
+            "labels",
             "postprocess"
         ],
         "{header}"

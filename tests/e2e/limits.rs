@@ -104,6 +104,14 @@ fn oversized_and_slow_requests_get_json_errors_and_the_server_keeps_serving() {
     let (status, message) = raw_error(&answer);
     assert_eq!(status, 413, "{answer}");
     assert!(message.contains("larger than 1048576"), "{message}");
+    // What is left of a refused body may be unread: the client is told not to
+    // send another request on the connection.
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
 
     // A head past the limit: 431 with a JSON error...
     let header = "a".repeat(12 << 10);

@@ -406,7 +406,7 @@ impl App {
             Ok(read) => read,
             Err(error) => {
                 let message = error.to_string();
-                let response = match error {
+                let mut response = match error {
                     BodyError::TooLarge { .. } => {
                         json_error(StatusCode::PAYLOAD_TOO_LARGE, message)
                     }
@@ -414,6 +414,15 @@ impl App {
                     BodyError::Read(_) => json_error(StatusCode::BAD_REQUEST, message),
                     BodyError::Busy(_) => retry_later(message),
                 };
+                // The body may be left partly unread (refused by its declared
+                // length, cut off at the limit, lingered on for a while only),
+                // and then the connection carries no further request: say so
+                // (RFC 9112 9.6), or a client pools it and its next request
+                // meets a reset.
+                response.headers_mut().insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
                 return (response, None);
             }
         };

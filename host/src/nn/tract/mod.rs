@@ -33,7 +33,7 @@ use super::cancel::Cancel;
 use super::interface::{DataType, ModelInterface};
 use super::model_config::ModelConfig;
 use super::onnx_graph;
-use super::runner::{Runner, input_names, order_inputs};
+use super::runner::{Runner, order_inputs};
 use super::tensor::{
     ElementType, invalid, tensor_from_values, values_from_bytes, with_element_type_but_bf16,
 };
@@ -53,8 +53,8 @@ pub struct TractModel {
     interface: ModelInterface,
     /// The parsed model with its input types set, to optimise for new shapes.
     model: InferenceModel,
-    /// For each input (in `input_names` order), each axis's symbol if it is
-    /// left symbolic in plans.
+    /// For each input (in the graph's order), each axis's symbol if plans
+    /// leave it symbolic.
     symbolic: Vec<Vec<Option<Symbol>>>,
     /// The most recently used last.
     plans: Mutex<VecDeque<(PlanShapes, PlanCell)>>,
@@ -108,26 +108,32 @@ impl TractModel {
                 .set_input_fact(i, InferenceFact::dt(datum_type(spec.ty)?))
                 .map_err(|e| format!("input {:?}: {e:#}", info.name))?;
         }
-        let input_names = input_names(&interface);
-        let specs = input_names
+        // model.toml's description of each input, in the graph's input order.
+        let specs = interface
+            .inputs
             .iter()
-            .map(|name| {
+            .map(|info| {
                 config
                     .inputs
                     .iter()
-                    .find(|s| &s.name == name)
-                    .ok_or_else(|| format!("model.toml does not describe input {name:?}"))
+                    .find(|s| s.name == info.name)
+                    .ok_or_else(|| format!("model.toml does not describe input {:?}", info.name))
             })
             .collect::<Result<Vec<_>, String>>()?;
         let axis_names = graph_axis_names(&proto);
+        // An axis is symbolic where both model.toml and the graph leave it
+        // dynamic; one the graph fixes stays concrete, as tract expects it.
         let symbolic = specs
             .iter()
-            .map(|spec| {
+            .zip(&interface.inputs)
+            .map(|(spec, info)| {
                 spec.shape
                     .iter()
                     .enumerate()
                     .map(|(axis, &dim)| {
-                        (axis > 0 && dim < 0).then(|| {
+                        let graph_dim = info.shape.as_ref().and_then(|s| s.get(axis).copied());
+                        let dynamic = axis > 0 && dim < 0 && graph_dim.is_none_or(|d| d < 0);
+                        dynamic.then(|| {
                             let name = axis_names
                                 .get(&(spec.name.clone(), axis))
                                 .cloned()
@@ -218,11 +224,11 @@ impl TractModel {
         for (i, (shape, symbols)) in shapes.iter().zip(&self.symbolic).enumerate() {
             let dims = shape
                 .iter()
-                .zip(symbols)
-                .map(|(dim, symbol)| match (dim, symbol) {
+                .enumerate()
+                .map(|(axis, dim)| match (dim, symbols.get(axis)) {
                     (Some(dim), _) => Ok(TDim::from(*dim)),
-                    (None, Some(symbol)) => Ok(TDim::from(symbol.clone())),
-                    (None, None) => Err(format!("input {i} has an axis of no size")),
+                    (None, Some(Some(symbol))) => Ok(TDim::from(symbol.clone())),
+                    (None, _) => Err(format!("input {i} has an axis of no size")),
                 })
                 .collect::<Result<Vec<TDim>, String>>()?;
             let fact = model

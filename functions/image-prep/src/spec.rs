@@ -137,12 +137,7 @@ pub fn label_of(text: &str, index: usize) -> String {
             None => return String::new(),
         },
     };
-    let rest = &text[start..];
-    let line = rest.split('\n').next().unwrap_or_default();
-    if line.is_empty() && start == text.len() {
-        return String::new();
-    }
-    first_synonym(line)
+    first_synonym(text[start..].split('\n').next().unwrap_or_default())
 }
 
 fn first_synonym(line: &str) -> String {

@@ -11,6 +11,7 @@
 //! - [`http`]: the HTTP server around an [`App`] (connections, bodies,
 //!   admission), with `/metrics`, health checks and the request log.
 //! - [`metrics`], [`health`]: what the server tells operators.
+//! - [`edge`]: pre-initialised components, and an application as one bundle.
 //!
 //! Embedding, without a socket:
 //!
@@ -26,6 +27,7 @@
 //! ```
 
 pub mod app;
+pub mod edge;
 pub mod health;
 pub mod http;
 pub mod limits;

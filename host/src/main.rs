@@ -21,6 +21,8 @@ use cli::{AppArgs, CacheArgs, progress};
         wasi-infer serve                      serve ./spin.toml on 127.0.0.1:3000\n  \
         wasi-infer serve --models DIR         serve a model folder, no manifest needed\n  \
         wasi-infer check                      load everything, report, and exit\n  \
+        wasi-infer bundle -o app.tar          pack ./spin.toml and its files into one bundle\n  \
+        wasi-infer serve --bundle app.tar     serve a bundle\n  \
         wasi-infer models list                the models in ./models\n  \
         wasi-infer models inspect efficientnet-lite0\n\n\
         Every serve flag can also be set as WASI_INFER_<FLAG> (e.g. WASI_INFER_LISTEN).\n\
@@ -70,6 +72,11 @@ enum Command {
         #[command(flatten)]
         cache: CacheArgs,
     },
+    /// Pack an application into one bundle (an OCI image layout) to ship.
+    Bundle(cli::bundle::BundleArgs),
+    /// Pre-initialise a function's component (Wizer): its instances start
+    /// with its models' metadata (and, self-contained, the models) in memory.
+    Preinit(cli::preinit::PreinitArgs),
     /// Look into a model repository.
     Models {
         /// The model repository.
@@ -108,16 +115,22 @@ fn main() -> anyhow::Result<()> {
             listen,
             limits,
         } => {
-            let mut options = app.options();
+            // A bundle's files last until the server stops.
+            let (mut options, _bundle) = app.options()?;
             limits.apply(&mut options.limits);
             cli::serve::serve(options, listen, progress::observer(human))
         }
-        Command::Check { app } => cli::check::check(&app.options(), &*progress::observer(human)),
+        Command::Check { app } => {
+            let (options, _bundle) = app.options()?;
+            cli::check::check(&options, &*progress::observer(human))
+        }
         Command::Compile { manifest, cache } => {
             let default = PathBuf::from("spin.toml");
             let manifest = manifest.or_else(|| default.is_file().then_some(default));
             cli::compile::compile(manifest.as_deref(), cache.cache())
         }
+        Command::Bundle(args) => cli::bundle::bundle(args),
+        Command::Preinit(args) => cli::preinit::preinit(args),
         Command::Models { models, command } => match command {
             ModelsCommand::List => cli::models::list(&models),
             ModelsCommand::Inspect {

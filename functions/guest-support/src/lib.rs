@@ -4,7 +4,9 @@
 //! - [`ApiError`]: an HTTP status and a message, answered as `{"error": "..."}`;
 //! - [`model_name`]: the model named in the request path (`/<route>/<model>`);
 //! - [`read_model_toml`]: the model's `model.toml`, mounted read-only at `/models`;
-//! - [`nn`]: running a model through wasi-nn, with errors mapped to HTTP;
+//! - [`nn`]: running a model, through wasi-nn or (the self-contained build)
+//!   with tract compiled in, with errors mapped to HTTP;
+//! - [`preinit`]: work done once, before deployment, into a snapshot (Wizer);
 //! - [`models`]: the models' metadata and the server's readiness, from the host;
 //! - [`form`]: the file of a `multipart/form-data` upload.
 
@@ -12,6 +14,7 @@ mod error;
 pub mod form;
 pub mod models;
 pub mod nn;
+pub mod preinit;
 
 pub use error::{ApiError, json_response};
 

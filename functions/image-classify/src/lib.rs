@@ -16,6 +16,14 @@
 //! sandbox; only the tensor crosses into the host. How to prepare an image is read
 //! from the model's `model.toml`, which the manifest mounts read-only at
 //! `/models/<model>/`.
+//!
+//! The same source builds two ways: by default the model runs in the host,
+//! through wasi-nn; with the `self-contained` feature, tract runs it inside
+//! this component, which then serves on any `wasi:http` host (see
+//! [`wasi_infer_guest::nn`]). Either build may be pre-initialised
+//! (`wasi-infer preinit`), so that a fresh instance starts with the models'
+//! metadata and labels read, and the self-contained one with the models
+//! optimised.
 
 mod metadata;
 mod timing;
@@ -35,6 +43,18 @@ struct Classification<'a> {
     model: &'a str,
     predictions: Vec<image_prep::Prediction>,
 }
+
+/// `wizer-initialize`: prepares every image classifier in `/models` (see
+/// [`wasi_infer_guest::preinit`]).
+struct Preinit;
+
+impl wasi_infer_guest::preinit::Guest for Preinit {
+    fn wizer_initialize() {
+        wasi_infer_guest::preinit::run(metadata::prepare);
+    }
+}
+
+wasi_infer_guest::preinit::export_preinit!(Preinit);
 
 #[http_component]
 fn handle(req: Request) -> Response {
@@ -60,7 +80,7 @@ fn classify(req: &Request, timings: &mut Timings) -> Result<Vec<u8>, ApiError> {
         .map(|v| v.as_str().unwrap_or("(not UTF-8)"));
     let body = image_body(content_type, req.body())?;
     let top_k = top_k(req.query())?;
-    let meta = metadata::ModelMetadata::load(model)?;
+    let meta = metadata::ModelMetadata::get(model)?;
     let spec = &meta.spec;
     timings.lap("metadata");
 

@@ -23,9 +23,14 @@
 //! so a text's embedding never depends on the other texts of the request. How to tokenise and which output to return are
 //! read from the `[preprocess]` table of the model's `model.toml`, which the
 //! manifest mounts read-only at `/models/<model>/`.
+//!
+//! Like `image-classify`, it builds with inference through wasi-nn (the
+//! default) or compiled in (`self-contained`), and either may be
+//! pre-initialised, so that a fresh instance starts with the tokenizer built.
 
 mod batch;
 mod metadata;
+mod prepared;
 mod request;
 mod tokenize;
 
@@ -42,6 +47,18 @@ struct Embeddings<'a> {
     tokens: Vec<usize>,
 }
 
+/// `wizer-initialize`: prepares every text-embedding model in `/models`
+/// (see [`wasi_infer_guest::preinit`]).
+struct Preinit;
+
+impl wasi_infer_guest::preinit::Guest for Preinit {
+    fn wizer_initialize() {
+        wasi_infer_guest::preinit::run(prepared::prepare);
+    }
+}
+
+wasi_infer_guest::preinit::export_preinit!(Preinit);
+
 #[http_component]
 fn handle(req: Request) -> Response {
     match embed(&req) {
@@ -57,9 +74,20 @@ fn embed(req: &Request) -> Result<Vec<u8>, ApiError> {
     let model = model_name(req, "POST /embed/<model>")?;
     let texts = request::texts(req.body())?;
 
-    let meta = metadata::ModelMetadata::load(model)?;
-    let tokenizer_json = tokenize::read(&meta.tokenizer_path)?;
-    let tokenizer = tokenize::Tokenizer::from_json(&tokenizer_json, meta.max_length)?;
+    // Prepared in advance (a pre-initialised component), or read now.
+    let prepared = prepared::get(model);
+    let tokenizer_json;
+    let loaded;
+    let (meta, tokenizer) = match &prepared {
+        Some(p) => (&p.meta, &p.tokenizer),
+        None => {
+            let meta = metadata::ModelMetadata::load(model)?;
+            tokenizer_json = tokenize::read(&meta.tokenizer_path)?;
+            let tokenizer = tokenize::Tokenizer::from_json(&tokenizer_json, meta.max_length)?;
+            loaded = (meta, tokenizer);
+            (&loaded.0, &loaded.1)
+        }
+    };
     let ids: Vec<Vec<u32>> = texts.iter().map(|text| tokenizer.encode(text)).collect();
 
     // One compute per text: int8 models like all-MiniLM-L6-v2 quantise their

@@ -17,6 +17,7 @@ use http::{HeaderValue, StatusCode, Uri};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::WasiBody;
 
+use crate::edge::bundle::{Precompiled, precompiled_component};
 use crate::health::Health;
 use crate::http::access_log::{Arrival, CLIENT_CLOSED_REQUEST, REQUEST_ID};
 use crate::http::admission::Admission;
@@ -57,6 +58,9 @@ pub struct AppOptions {
     pub limits: Limits,
     /// Keep compiled components here between runs; `None` compiles every time.
     pub compile_cache: Option<CompileCache>,
+    /// Components compiled ahead (a bundle's), used when compiled for this
+    /// engine and CPU.
+    pub precompiled: Arc<Precompiled>,
     /// Where the application records its metrics (shared with the server,
     /// which serves them while the application loads).
     pub metrics: Arc<Metrics>,
@@ -86,6 +90,7 @@ impl AppOptions {
             backend: None,
             limits: Limits::default(),
             compile_cache: None,
+            precompiled: Arc::default(),
             metrics,
             health,
         }
@@ -297,7 +302,12 @@ impl App {
                 ),
             };
             let (component, compiled) =
-                compile(&runtime, &bytes, options.compile_cache.as_ref()).map_err(fail)?;
+                match precompiled_component(&runtime, &spec.id, &bytes, &options.precompiled) {
+                    Some(component) => (component, Compiled::Bundled),
+                    None => {
+                        compile(&runtime, &bytes, options.compile_cache.as_ref()).map_err(fail)?
+                    }
+                };
             let config = InstanceConfig {
                 component_id: spec.id.clone(),
                 files: spec.files.clone(),

@@ -47,7 +47,7 @@ pub fn compile(manifest: Option<&Path>, cache: Option<CompileCache>) -> anyhow::
             .map_err(|message| anyhow::anyhow!("component {id}: {message}"))?;
         let how = match compiled {
             Compiled::Cached => "already in the cache",
-            Compiled::Fresh => "compiled",
+            Compiled::Fresh | Compiled::Bundled => "compiled",
         };
         println!("{id}: {how} ({} ms)", started.elapsed().as_millis());
     }

@@ -2,15 +2,19 @@
 //! they share. The library (`wasi_infer`) does the work; these read flags
 //! and environment variables, and print.
 
+pub mod bundle;
 pub mod check;
 pub mod compile;
 pub mod models;
+pub mod preinit;
 pub mod progress;
 pub mod serve;
 pub mod units;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use wasi_infer::edge::bundle::OpenedBundle;
 use wasi_infer::runtime::CompileCache;
 use wasi_infer::{AppOptions, BackendKind};
 
@@ -18,9 +22,15 @@ use wasi_infer::{AppOptions, BackendKind};
 /// the built-in application; and the backend choice.
 #[derive(clap::Args)]
 pub struct AppArgs {
-    /// The application manifest [default: spin.toml, unless --models alone is given].
+    /// The application manifest [default: spin.toml, unless --models or --bundle is given].
     #[arg(long, env = "WASI_INFER_MANIFEST")]
     manifest: Option<PathBuf>,
+    /// Serve the application in this bundle (`wasi-infer bundle`: an OCI
+    /// image layout, a tar or a folder), checked against its digests first.
+    /// Its precompiled code, if any, runs natively: serve bundles you trust
+    /// as you would a binary.
+    #[arg(long, env = "WASI_INFER_BUNDLE", conflicts_with_all = ["manifest", "models"])]
+    bundle: Option<PathBuf>,
     /// The model repository (a folder of model folders), or one model folder.
     /// With --manifest: where its models are [default: models/ beside it].
     /// Alone: serves every model in it through the built-in application (the
@@ -40,17 +50,27 @@ pub struct AppArgs {
 }
 
 impl AppArgs {
-    pub fn options(self) -> AppOptions {
-        let mut options = match (self.manifest, &self.models) {
-            (Some(manifest), _) => AppOptions::new(manifest),
-            (None, Some(models)) => AppOptions::for_models(models),
-            (None, None) => AppOptions::new("spin.toml"),
+    /// The application to load; a bundle is checked and laid out as files
+    /// first, which last as long as the returned bundle does.
+    pub fn options(self) -> anyhow::Result<(AppOptions, Option<OpenedBundle>)> {
+        let mut bundle = match &self.bundle {
+            Some(path) => Some(bundle::open(path)?),
+            None => None,
+        };
+        let mut options = match (&bundle, self.manifest, &self.models) {
+            (Some(bundle), _, _) => AppOptions::new(&bundle.manifest),
+            (None, Some(manifest), _) => AppOptions::new(manifest),
+            (None, None, Some(models)) => AppOptions::for_models(models),
+            (None, None, None) => AppOptions::new("spin.toml"),
         };
         options.models_dir = self.models;
         options.model_name = self.model_name;
         options.backend = self.backend;
         options.compile_cache = self.cache.cache();
-        options
+        if let Some(bundle) = &mut bundle {
+            options.precompiled = Arc::new(std::mem::take(&mut bundle.precompiled));
+        }
+        Ok((options, bundle))
     }
 }
 

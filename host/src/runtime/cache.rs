@@ -36,6 +36,8 @@ pub enum Compiled {
     Cached,
     /// Compiled now (and stored, when there is a cache).
     Fresh,
+    /// Compiled ahead, for this engine and CPU, in the bundle served.
+    Bundled,
 }
 
 impl Compiled {
@@ -43,6 +45,7 @@ impl Compiled {
         match self {
             Compiled::Cached => "from cache",
             Compiled::Fresh => "now",
+            Compiled::Bundled => "precompiled in the bundle",
         }
     }
 }
@@ -62,6 +65,16 @@ impl std::fmt::Display for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Names the code `engine` compiles: wasmtime's compatibility hash (its
+/// version, settings, target and CPU features), in hex. Compiled code
+/// (a cache entry, a bundle's precompiled layer) loads only into an engine
+/// of the same name.
+pub fn engine_id(engine: &Engine) -> String {
+    let mut hash = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hash);
+    format!("{:016x}", hash.finish())
 }
 
 impl CompileCache {
@@ -122,16 +135,12 @@ impl CompileCache {
     }
 
     fn entry(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
-        let mut engine_hash = DefaultHasher::new();
-        engine
-            .precompile_compatibility_hash()
-            .hash(&mut engine_hash);
         let source: String = Sha256::digest(bytes)
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
         self.dir
-            .join(format!("{source}-{:016x}.cwasm", engine_hash.finish()))
+            .join(format!("{source}-{}.cwasm", engine_id(engine)))
     }
 
     fn store(&self, entry: &Path, component: &Component) -> wasmtime::Result<()> {

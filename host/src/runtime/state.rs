@@ -258,7 +258,7 @@ impl WasiHttpView for HostState {
 }
 
 /// Functions may not make outbound HTTP requests.
-struct OutboundDenied;
+pub(crate) struct OutboundDenied;
 
 impl WasiHttpHooks for OutboundDenied {
     fn send_request(

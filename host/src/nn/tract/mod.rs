@@ -15,13 +15,10 @@
 //! when it is not; an optimisation cannot be stopped, but its cost is bounded
 //! by the input bounds (see [`super::bounds`]) and its plan serves later requests.
 
-mod integer_matmul;
-
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tract_onnx::pb;
 use tract_onnx::prelude::{
     DatumType, Framework, InferenceFact, InferenceModel, InferenceModelExt, IntoRunnable, Symbol,
     TDim, TValue, Tensor as TractTensor, TypedSimplePlan,
@@ -85,7 +82,7 @@ impl TractModel {
             ));
         }
         if let Some(graph) = proto.graph.as_mut() {
-            let rewritten = integer_matmul::as_float_matmuls(graph);
+            let rewritten = tract_prep::as_float_matmuls(graph);
             if rewritten > 0 {
                 tracing::debug!(
                     model = %path.display(),
@@ -120,7 +117,7 @@ impl TractModel {
                     .ok_or_else(|| format!("model.toml does not describe input {:?}", info.name))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        let axis_names = graph_axis_names(&proto);
+        let axis_names = tract_prep::graph_axis_names(&proto);
         // An axis is symbolic where both model.toml and the graph leave it
         // dynamic; one the graph fixes stays concrete, as tract expects it.
         let symbolic = specs
@@ -287,29 +284,6 @@ impl Runner for TractModel {
             })
             .collect()
     }
-}
-
-/// The names the ONNX graph gives its inputs' axes (`dim_param`), by input
-/// name and axis: axes of one name have one length, which tract must know to
-/// keep a shared symbol (a text's `sequence` in its ids and its mask).
-fn graph_axis_names(proto: &pb::ModelProto) -> HashMap<(String, usize), String> {
-    use pb::tensor_shape_proto::dimension::Value as Dim;
-    use pb::type_proto::Value;
-    let mut names = HashMap::new();
-    for input in proto.graph.iter().flat_map(|g| &g.input) {
-        let Some(Value::TensorType(tensor)) = input.r#type.as_ref().and_then(|t| t.value.as_ref())
-        else {
-            continue;
-        };
-        for (axis, dim) in tensor.shape.iter().flat_map(|s| &s.dim).enumerate() {
-            if let Some(Dim::DimParam(name)) = &dim.value
-                && !name.is_empty()
-            {
-                names.insert((input.name.clone(), axis), name.clone());
-            }
-        }
-    }
-    names
 }
 
 fn datum_type(ty: ElementType) -> Result<DatumType, String> {

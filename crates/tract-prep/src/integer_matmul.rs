@@ -432,7 +432,7 @@ mod example_model {
     #[test]
     fn minilm_has_no_integer_product_left() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../models/all-minilm-l6-v2/model-int8.onnx");
+            .join("../../models/all-minilm-l6-v2/model-int8.onnx");
         let mut proto = tract_onnx::onnx().proto_model_for_path(&path).unwrap();
         let graph = proto.graph.as_mut().unwrap();
         assert_eq!(super::as_float_matmuls(graph), 36);

@@ -1,5 +1,8 @@
 //! Builds the guest functions (`functions/`, for `wasm32-wasip2`) whenever the
-//! host is built, so `cargo run --release -- serve` serves up-to-date components.
+//! host is built, so `cargo run --release -- serve` serves up-to-date components:
+//! each as the default build (inference through wasi-nn), and `image-classify`
+//! and `text-embed` also self-contained (tract compiled in; see
+//! `functions/guest-support/src/nn/`), into `target/functions/self-contained/`.
 //!
 //! The nested cargo uses its own target directory (`target/functions`), so it
 //! never waits on the outer build's lock. Set `WASI_INFER_SKIP_FUNCTIONS=1` to
@@ -38,12 +41,43 @@ fn main() {
     }
 
     ensure_target();
+    // The self-contained build first: it writes the same file names, which
+    // are copied aside; the default build then leaves its own in place.
+    cargo_build(&functions, &root, SELF_CONTAINED_ARGS);
+    let aside = root.join("target").join("functions").join("self-contained");
+    std::fs::create_dir_all(&aside).expect("target/functions is writable");
+    for file in SELF_CONTAINED {
+        let from = built.join(file);
+        std::fs::copy(&from, aside.join(file))
+            .unwrap_or_else(|e| panic!("cannot copy {}: {e}", from.display()));
+    }
+    cargo_build(&functions, &root, &[]);
+    builtin_functions(&built);
+}
+
+/// The functions that also build self-contained (tract compiled in, no
+/// wasi-nn), into `target/functions/self-contained/`.
+const SELF_CONTAINED: [&str; 2] = ["image_classify.wasm", "text_embed.wasm"];
+const SELF_CONTAINED_ARGS: &[&str] = &[
+    "-p",
+    "image-classify",
+    "-p",
+    "text-embed",
+    // Without Spin's variables interface: the component imports only WASI.
+    "--no-default-features",
+    "--features",
+    "image-classify/self-contained,text-embed/self-contained",
+];
+
+/// `cargo build --release --target wasm32-wasip2` in `functions/`, with `args`.
+fn cargo_build(functions: &Path, root: &Path, args: &[&str]) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
-        .current_dir(&functions)
+        .current_dir(functions)
         .args(["build", "--release", "--target", TARGET, "--target-dir"])
-        .arg(root.join("target").join("functions"));
+        .arg(root.join("target").join("functions"))
+        .args(args);
     // Flags meant for the host (or for clippy) must not reach the guest build.
     for var in [
         "RUSTFLAGS",
@@ -65,7 +99,6 @@ fn main() {
             functions.display()
         );
     }
-    builtin_functions(&built);
 }
 
 /// The functions the built-in application serves, as `app/builtin.rs`

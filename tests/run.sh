@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
 host/scripts/fetch-onnxruntime.sh
 host/scripts/fetch-openvino.sh
+# Stock wasmtime, to run the self-contained functions on (tests/e2e/edge.rs).
+host/scripts/fetch-wasmtime-cli.sh
+export WASI_INFER_TEST_WASMTIME="$PWD/.deps/wasmtime/wasmtime"
 
 # tests/e2e/open_inference.rs talks to the Open Inference Protocol with
 # NVIDIA's own client (tritonclient[http], in tests/oip/tritonclient_check.py),

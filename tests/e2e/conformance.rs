@@ -62,7 +62,7 @@ const MIN_COSINE_TO_FP32: f64 = 0.98;
 const MAX_SIMILARITY_SHIFT: f64 = 0.04;
 /// Two backends each within `MIN_COSINE_TO_FP32` of the reference are within
 /// twice that angle of each other: cos(2θ) = 2 cos²θ - 1.
-const MIN_COSINE_BETWEEN_BACKENDS: f64 = 2.0 * MIN_COSINE_TO_FP32 * MIN_COSINE_TO_FP32 - 1.0;
+pub const MIN_COSINE_BETWEEN_BACKENDS: f64 = 2.0 * MIN_COSINE_TO_FP32 * MIN_COSINE_TO_FP32 - 1.0;
 
 #[test]
 fn every_model_on_every_backend() {
@@ -269,7 +269,7 @@ fn fashion_mnist_accuracy(server: &Server, model: &str) -> f64 {
 }
 
 /// Embeds the reference sentences in one request and checks their similarities.
-fn embed_sentences(server: &Server, backend: &str) -> Vec<Vec<f64>> {
+pub fn embed_sentences(server: &Server, backend: &str) -> Vec<Vec<f64>> {
     let body = json!({ "input": SENTENCES }).to_string();
     let reply = server.post("/embed/all-minilm-l6-v2", body.as_bytes());
     assert_eq!(reply.status, 200, "on {backend}: {}", reply.text);
@@ -359,7 +359,7 @@ fn fp32_reference() -> Vec<Vec<f64>> {
         .collect()
 }
 
-fn cosine(a: &[f64], b: &[f64]) -> f64 {
+pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
     dot / (norm(a) * norm(b))

@@ -6,6 +6,7 @@ mod bad_images;
 mod classify;
 mod cli;
 mod conformance;
+mod edge;
 mod embedded;
 mod errors;
 mod hardening;

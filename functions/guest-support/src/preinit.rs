@@ -42,6 +42,7 @@ pub use bindings::{Guest, export_preinit};
 /// Which models the initialiser prepares, when not all of `/models`.
 pub const MODELS_VAR: &str = "WASI_INFER_PREINIT_MODELS";
 
+#[cfg(target_os = "wasi")]
 unsafe extern "C" {
     /// wasi-libc: forget the preopened directories, so they are fetched
     /// again from the host that runs the snapshot.
@@ -71,7 +72,9 @@ pub fn run(mut prepare: impl FnMut(&str) -> Result<bool, ApiError>) {
         Ok(())
     });
     // SAFETY: both only drop wasi-libc's cached state, which is fetched
-    // again on next use; nothing borrows it here.
+    // again on next use; nothing borrows it here. (Natively, for the
+    // functions' unit tests, there is no such state.)
+    #[cfg(target_os = "wasi")]
     unsafe {
         __wasilibc_reset_preopens();
         __wasilibc_deinitialize_environ();

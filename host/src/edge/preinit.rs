@@ -68,6 +68,11 @@ pub async fn preinitialize(
         &engine,
         InitState::new(options).map_err(PreinitError::Wizer)?,
     );
+    // Wizer reads the instance's memory back as one list per data segment;
+    // a model's weights are tens of megabytes, past the default bound on
+    // what one call may hand the host (a guard against hostile guests,
+    // whose role here is played by our own initialiser).
+    store.set_hostcall_fuel(usize::MAX);
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(PreinitError::Wizer)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)

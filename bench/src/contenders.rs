@@ -47,6 +47,22 @@ impl Paths {
     pub fn models(&self) -> PathBuf {
         self.at("models")
     }
+    /// The edge application's bundle (self-contained, pre-initialised,
+    /// precompiled: `bench/scripts/setup-edge.sh`).
+    pub fn edge_bundle(&self) -> PathBuf {
+        self.at("target/edge/app.tar")
+    }
+    /// A self-contained function: pre-initialised (target/edge/) or as built.
+    pub fn self_contained(&self, preinitialised: bool, workload: Workload) -> PathBuf {
+        let file = match workload {
+            Workload::Embed => "text_embed.wasm",
+            _ => "image_classify.wasm",
+        };
+        match preinitialised {
+            true => self.at("target/edge").join(file),
+            false => self.at("target/functions/self-contained").join(file),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +81,23 @@ pub enum Contender {
     /// wrapping onnxruntime: `bench/python/kserve_server.py`), one process per
     /// core; Open Inference Protocol only.
     KServe,
+    /// The edge builds of image-classify and text-embed (docs/edge.md):
+    /// `wasi-nn` and `wasi-nn-preinit` (wasi-infer, ONNX Runtime, the default
+    /// builds as built or pre-initialised), `self-contained` (wasi-infer
+    /// serving the edge bundle: tract compiled in, pre-initialised,
+    /// precompiled), `wasmtime` and `wasmtime-raw` (stock `wasmtime serve`,
+    /// no wasi-nn, the self-contained build pre-initialised or as built).
+    Edge { variant: String },
 }
+
+/// The edge contenders' variants.
+const EDGE_VARIANTS: [&str; 5] = [
+    "wasi-nn",
+    "wasi-nn-preinit",
+    "self-contained",
+    "wasmtime",
+    "wasmtime-raw",
+];
 
 impl Contender {
     /// All contenders, ours first.
@@ -80,14 +112,20 @@ impl Contender {
             all.push(Contender::Python { mode: mode.into() });
         }
         all.push(Contender::KServe);
+        for variant in EDGE_VARIANTS {
+            all.push(Contender::Edge {
+                variant: variant.into(),
+            });
+        }
         all
     }
 
     /// Whether this contender answers the workload's requests.
     pub fn serves(&self, workload: Workload) -> bool {
         match self {
-            Contender::WasiInfer { .. } => true,
+            Contender::WasiInfer { .. } => workload != Workload::Embed,
             Contender::KServe => workload == Workload::Oip,
+            Contender::Edge { .. } => workload != Workload::Oip,
             _ => workload == Workload::Classify,
         }
     }
@@ -110,11 +148,27 @@ impl Contender {
             Contender::WasmtimeServe => "wasmtime-serve".into(),
             Contender::Python { mode } => format!("python:{mode}"),
             Contender::KServe => "kserve".into(),
+            Contender::Edge { variant } => format!("edge:{variant}"),
+        }
+    }
+
+    /// Whether this contender is wasi-infer (which takes its cache flags).
+    pub fn is_wasi_infer(&self) -> bool {
+        match self {
+            Contender::WasiInfer { .. } => true,
+            Contender::Edge { variant } => !variant.starts_with("wasmtime"),
+            _ => false,
         }
     }
 
     /// The command that serves `models` on `addr`.
-    fn command(&self, paths: &Paths, addr: SocketAddr, models: &[&str]) -> Command {
+    fn command(
+        &self,
+        paths: &Paths,
+        addr: SocketAddr,
+        models: &[&str],
+        workload: Workload,
+    ) -> Command {
         let mut command;
         match self {
             Contender::WasiInfer { backend } => {
@@ -172,6 +226,37 @@ impl Contender {
                     command.args(["--model", model]);
                 }
             }
+            Contender::Edge { variant } => match variant.as_str() {
+                "wasmtime" | "wasmtime-raw" => {
+                    command = Command::new(paths.wasmtime());
+                    command
+                        .args(["serve", "--addr", &addr.to_string(), "-S", "cli"])
+                        .arg("--dir")
+                        .arg(format!("{}::/models", paths.models().display()))
+                        .arg(paths.self_contained(variant == "wasmtime", workload));
+                }
+                _ => {
+                    command = Command::new(paths.wasi_infer());
+                    command.arg("serve");
+                    match variant.as_str() {
+                        "self-contained" => command.arg("--bundle").arg(paths.edge_bundle()),
+                        "wasi-nn-preinit" => command
+                            .arg("--manifest")
+                            .arg(paths.at("bench/edge/spin-preinit.toml")),
+                        _ => command
+                            .arg("--manifest")
+                            .arg(paths.at("bench/edge/spin.toml")),
+                    };
+                    command.args(["--listen", &addr.to_string()]);
+                    if variant != "self-contained" {
+                        command
+                            .arg("--models")
+                            .arg(paths.models())
+                            .args(["--backend", "onnxruntime"]);
+                    }
+                    command.env("RUST_LOG", "warn");
+                }
+            },
             Contender::KServe => {
                 command = Command::new(paths.kserve_python());
                 command
@@ -205,6 +290,30 @@ impl Contender {
             ],
             Contender::Python { .. } => vec![(paths.python(), "bench/scripts/setup-python.sh")],
             Contender::KServe => vec![(paths.kserve_python(), "bench/scripts/setup-kserve.sh")],
+            Contender::Edge { variant } => {
+                let setup = "bench/scripts/setup-edge.sh";
+                let mut needs = vec![(paths.wasi_infer(), "cargo build --release")];
+                match variant.as_str() {
+                    "wasmtime" | "wasmtime-raw" => {
+                        needs.push((paths.wasmtime(), setup));
+                        for workload in [Workload::Classify, Workload::Embed] {
+                            let preinit = variant == "wasmtime";
+                            let fix = if preinit {
+                                setup
+                            } else {
+                                "cargo build --release"
+                            };
+                            needs.push((paths.self_contained(preinit, workload), fix));
+                        }
+                    }
+                    "self-contained" => needs.push((paths.edge_bundle(), setup)),
+                    "wasi-nn-preinit" => {
+                        needs.push((paths.at("target/bench/preinit/text_embed.wasm"), setup));
+                    }
+                    _ => {}
+                }
+                needs
+            }
         };
         for (path, fix) in needs {
             if !path.exists() {
@@ -214,6 +323,10 @@ impl Contender {
         Ok(())
     }
 }
+
+/// How long a contender may take to serve: stock `wasmtime serve` compiles a
+/// self-contained component (16 MB of code) without a cache in ~12 s.
+const START_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A running contender; stopped (with its children) when dropped.
 pub struct Server {
@@ -231,16 +344,16 @@ impl Server {
         extra: &[String],
         paths: &Paths,
         models: &[&str],
+        workload: Workload,
         probe: impl Fn(SocketAddr) -> Target,
         log_dir: &Path,
-        timeout: Duration,
     ) -> anyhow::Result<(Server, Duration)> {
         let addr = free_port()?;
         let log = log_dir.join(format!("{}.log", contender.name().replace(':', "-")));
         let log_file = std::fs::File::create(&log)?;
         let started = Instant::now();
         let child = contender
-            .command(paths, addr, models)
+            .command(paths, addr, models, workload)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone()?)
@@ -253,7 +366,7 @@ impl Server {
             child,
             log,
         };
-        let ready = server.wait_ready(&probe(addr), timeout)?;
+        let ready = server.wait_ready(&probe(addr), START_TIMEOUT)?;
         Ok((server, ready - started))
     }
 

@@ -29,7 +29,9 @@ struct Args {
     /// Contenders, comma-separated [default: all that serve the workload]:
     /// wasi-infer:onnxruntime, wasi-infer:openvino, wasi-infer:tract, native,
     /// wasmtime-serve, python:single, python:workers, python:reuseport
-    /// (classify); wasi-infer:*, kserve (oip).
+    /// (classify); wasi-infer:*, kserve (oip); edge:wasi-nn,
+    /// edge:wasi-nn-preinit, edge:self-contained, edge:wasmtime,
+    /// edge:wasmtime-raw (classify, embed; see docs/edge.md).
     #[arg(long, value_delimiter = ',')]
     contenders: Vec<String>,
     /// What each request asks.
@@ -38,7 +40,8 @@ struct Args {
     /// Models to classify with.
     #[arg(long, value_delimiter = ',', default_values = ["efficientnet-lite0", "efficientnet-lite0-int8"])]
     models: Vec<String>,
-    /// Photos to classify (their extension gives the content type).
+    /// Photos to classify (their extension gives the content type), or, to
+    /// embed, text files (e.g. bench/texts/sentence.txt).
     #[arg(long, value_delimiter = ',', default_values = ["tests/data/images/grace_hopper.jpg", "tests/data/images/chelsea.png"])]
     images: Vec<PathBuf>,
     /// Concurrent connections.
@@ -122,7 +125,6 @@ fn main() -> anyhow::Result<()> {
     );
     let warmup = Duration::from_secs_f64(args.warmup);
     let duration = Duration::from_secs_f64(args.duration);
-    let start_timeout = Duration::from_secs(300);
     let cache_dir = std::path::absolute(args.out.join("component-cache"))?;
 
     // Every contender serves at once and the cells take turns, contender after
@@ -134,16 +136,16 @@ fn main() -> anyhow::Result<()> {
             extra,
             &paths,
             &models,
+            args.workload,
             &probe,
             &logs,
-            start_timeout,
         )
     };
     let mut servers = Vec::new();
     for contender in &contenders {
-        let extra = match contender {
-            Contender::WasiInfer { .. } => cache_args(&cache_dir),
-            _ => Vec::new(),
+        let extra = match contender.is_wasi_infer() {
+            true => cache_args(&cache_dir),
+            false => Vec::new(),
         };
         let (server, started_in) = start(contender, &extra)?;
         eprintln!(
@@ -255,6 +257,13 @@ fn cold_start_variants(
             ("compile cache", cache_args(cache_dir)),
             ("no cache", vec!["--no-cache".to_string()]),
         ],
+        // A bundle carries its compiled code.
+        Contender::Edge { variant } if variant == "self-contained" => {
+            vec![("bundle, precompiled", vec!["--no-cache".to_string()])]
+        }
+        Contender::Edge { variant } if !variant.starts_with("wasmtime") => {
+            vec![("compile cache", cache_args(cache_dir))]
+        }
         _ => vec![("", Vec::new())],
     }
 }

@@ -212,6 +212,7 @@ impl Results {
         let levels = self.ordered(|c| c.concurrency);
         let asked = match self.workload {
             Workload::Classify => "each request a photo to classify",
+            Workload::Embed => "each request a text to embed",
             Workload::Oip => {
                 "each request the photo's input tensor by the Open Inference Protocol (binary data, logits answered as JSON)"
             }
@@ -436,6 +437,7 @@ impl Results {
         if !self.cold_starts.is_empty() {
             let answer = match self.workload {
                 Workload::Classify => "classification",
+                Workload::Embed => "embedding",
                 Workload::Oip => "inference",
             };
             let _ = writeln!(

@@ -1,7 +1,7 @@
 //! What the benchmark asks of a contender: a photo to classify, or the same
 //! photo already preprocessed into the model's input tensor and sent by the
 //! Open Inference Protocol with binary tensor data (the protocol path, where
-//! every server is given the very same tensor bytes).
+//! every server is given the very same tensor bytes), or a text to embed.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,6 +18,9 @@ pub enum Workload {
     /// `POST /v2/models/<model>/infer` with the photo's input tensor as binary
     /// data (`Inference-Header-Content-Length`) and the logits asked as JSON.
     Oip,
+    /// `POST /embed/<model>` with `{"input": TEXT}`, TEXT the content of an
+    /// input file (e.g. bench/texts/sentence.txt).
+    Embed,
 }
 
 /// One request, sent to whichever contender is measured.
@@ -44,6 +47,16 @@ impl Request {
                 headers: Vec::new(),
                 body: bytes.to_vec(),
             }),
+            Workload::Embed => {
+                let text = std::str::from_utf8(bytes)
+                    .with_context(|| format!("{} is not UTF-8 text", image.display()))?;
+                Ok(Self {
+                    path: format!("/embed/{model}"),
+                    content_type: "application/json",
+                    headers: Vec::new(),
+                    body: serde_json::to_vec(&serde_json::json!({ "input": text.trim() }))?,
+                })
+            }
             Workload::Oip => oip(models, model, bytes).with_context(|| {
                 format!(
                     "cannot make {model}'s input tensor from {}",

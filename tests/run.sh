@@ -2,9 +2,10 @@
 # The whole test suite, from a fresh clone: installs what the tests need (the
 # wasm32-wasip2 target, the ONNX Runtime and OpenVINO libraries from their PyPI
 # wheels, tritonclient for the Open Inference Protocol tests), then runs the
-# host's unit and end-to-end tests (every model on every backend), the
-# functions' unit tests, a short benchmark, the Kubernetes manifests and the
-# container image.
+# host's unit and end-to-end tests (every model on every backend; the
+# self-contained functions on our host and on stock wasmtime serve; bundles),
+# the functions' unit tests, a short benchmark, the Kubernetes manifests and
+# the container image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +57,16 @@ target/release/wasi-infer-bench --workload oip \
     --contenders wasi-infer:onnxruntime,kserve \
     --models efficientnet-lite0 --images tests/data/images/grace_hopper.jpg \
     --concurrency 1,4 --duration 1 --warmup 0.5 --cold-starts 0 --out target/bench-ci-oip
+
+# The edge the same way: the self-contained, pre-initialised functions and
+# the default builds pre-initialised (bench/scripts/setup-edge.sh, which runs
+# deploy/edge/build.sh: its bundle, precompiled), on our host, from the
+# bundle, and on stock wasmtime serve.
+bench/scripts/setup-edge.sh
+target/release/wasi-infer-bench \
+    --contenders edge:wasi-nn,edge:wasi-nn-preinit,edge:self-contained,edge:wasmtime,edge:wasmtime-raw \
+    --baseline edge:wasi-nn --models efficientnet-lite0 --images tests/data/images/grace_hopper.jpg \
+    --concurrency 1 --duration 1 --warmup 0.5 --cold-starts 0 --out target/bench-ci-edge
 
 # The deployment, checked as a user would use it: every Kubernetes and KServe
 # manifest rendered (kubectl kustomize) and validated, then the container

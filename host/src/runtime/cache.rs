@@ -67,6 +67,15 @@ impl std::fmt::Display for Compiled {
     }
 }
 
+/// Names a component by its content: the SHA-256 of its bytes, in hex (as
+/// an OCI digest names a blob, without the `sha256:`).
+pub fn content_id(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Names the code `engine` compiles: wasmtime's compatibility hash (its
 /// version, settings, target and CPU features), in hex. Compiled code
 /// (a cache entry, a bundle's precompiled layer) loads only into an engine
@@ -135,12 +144,8 @@ impl CompileCache {
     }
 
     fn entry(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
-        let source: String = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         self.dir
-            .join(format!("{source}-{}.cwasm", engine_id(engine)))
+            .join(format!("{}-{}.cwasm", content_id(bytes), engine_id(engine)))
     }
 
     fn store(&self, entry: &Path, component: &Component) -> wasmtime::Result<()> {

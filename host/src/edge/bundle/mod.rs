@@ -26,7 +26,8 @@ use wasmtime::component::Component;
 pub use open::{OpenedBundle, open};
 pub use pack::{PackOptions, Packed, pack};
 
-use crate::runtime::{Runtime, cache::engine_id};
+use crate::runtime::Runtime;
+use crate::runtime::cache::{content_id, engine_id};
 
 /// Why a bundle could not be written or served.
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +103,7 @@ pub fn precompiled_component(
     if precompiled.is_empty() {
         return None;
     }
-    let source = hex(&Sha256::digest(bytes));
-    let found = precompiled.get(&source)?;
+    let found = precompiled.get(&content_id(bytes))?;
     let here = engine_id(&runtime.engine);
     if found.engine != here {
         tracing::warn!(
@@ -195,8 +195,4 @@ fn hash_copy(
         size += n as u64;
     }
     Ok((layout::digest_name(&hasher.finalize()), size))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

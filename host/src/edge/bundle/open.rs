@@ -67,12 +67,12 @@ pub fn open(path: &Path) -> Result<OpenedBundle, BundleError> {
         )));
     }
     let index: Index = reader.json_file(layout::INDEX_FILE)?;
-    let image = index
+    let image_descriptor = index
         .manifests
         .iter()
         .find(|d| d.media_type == layout::MANIFEST_MEDIA_TYPE)
         .ok_or_else(|| reader.not_a_bundle("index.json lists no image manifest".into()))?;
-    let image: ImageManifest = reader.json_blob("the image manifest", image)?;
+    let image: ImageManifest = reader.json_blob("the image manifest", image_descriptor)?;
     if image.config.media_type != layout::CONFIG_MEDIA_TYPE {
         return Err(reader.not_a_bundle(format!(
             "its config is {:?}, not a wasi-infer application ({})",
@@ -146,12 +146,7 @@ pub fn open(path: &Path) -> Result<OpenedBundle, BundleError> {
     }
     Ok(OpenedBundle {
         manifest: app.join(&config.manifest),
-        digest: index
-            .manifests
-            .iter()
-            .find(|d| d.media_type == layout::MANIFEST_MEDIA_TYPE)
-            .map(|d| d.digest.clone())
-            .unwrap_or_default(),
+        digest: image_descriptor.digest.clone(),
         precompiled,
         files: titles.len(),
         dir,

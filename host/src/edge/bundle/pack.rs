@@ -144,8 +144,8 @@ pub fn pack(options: &PackOptions, output: &Path) -> Result<Packed, BundleError>
     let oci_layout = OciLayout {
         image_layout_version: layout::LAYOUT_VERSION.into(),
     };
-    sink.file(layout::OCI_LAYOUT_FILE, &json(&oci_layout))?;
-    sink.file(layout::INDEX_FILE, &json(&index))?;
+    sink.write(layout::OCI_LAYOUT_FILE, &json(&oci_layout))?;
+    sink.write(layout::INDEX_FILE, &json(&index))?;
     sink.finish()?;
     Ok(Packed {
         digest,
@@ -323,10 +323,7 @@ impl Sink {
         })
     }
 
-    fn file(&mut self, name: &str, bytes: &[u8]) -> Result<(), BundleError> {
-        self.write(name, bytes)
-    }
-
+    /// Writes `bytes` as the layout's file `name` (a blob, or one of its two files).
     fn write(&mut self, name: &str, bytes: &[u8]) -> Result<(), BundleError> {
         match self {
             Self::Folder(root) => {

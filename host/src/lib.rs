@@ -12,6 +12,7 @@
 //!   admission), with `/metrics`, health checks and the request log.
 //! - [`metrics`], [`health`]: what the server tells operators.
 //! - [`edge`]: pre-initialised components, and an application as one bundle.
+//! - [`eval`]: evaluates a deployed image classifier over HTTP (`wasi-infer eval`).
 //!
 //! Embedding, without a socket:
 //!
@@ -28,6 +29,7 @@
 
 pub mod app;
 pub mod edge;
+pub mod eval;
 pub mod health;
 pub mod http;
 pub mod limits;

@@ -24,7 +24,8 @@ use cli::{AppArgs, CacheArgs, progress};
         wasi-infer bundle -o app.tar          pack ./spin.toml and its files into one bundle\n  \
         wasi-infer serve --bundle app.tar     serve a bundle\n  \
         wasi-infer models list                the models in ./models\n  \
-        wasi-infer models inspect efficientnet-lite0\n\n\
+        wasi-infer models inspect efficientnet-lite0\n  \
+        wasi-infer eval --url http://127.0.0.1:3000 --model fashion-mnist-cnn --dataset tests/data/fashion-mnist\n\n\
         Every serve flag can also be set as WASI_INFER_<FLAG> (e.g. WASI_INFER_LISTEN).\n\
         Logs go to stderr; RUST_LOG sets their level (e.g. RUST_LOG=debug)."
 )]
@@ -77,6 +78,10 @@ enum Command {
     /// Pre-initialise a function's component (Wizer): its instances start
     /// with its models' metadata (and, self-contained, the models) in memory.
     Preinit(cli::preinit::PreinitArgs),
+    /// Evaluate a deployed image classifier over HTTP on a labelled dataset:
+    /// accuracy, top-5, per-class precision/recall/F1, confusion matrix,
+    /// latency and throughput.
+    Eval(Box<cli::eval::EvalArgs>),
     /// Look into a model repository.
     Models {
         /// The model repository.
@@ -131,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Bundle(args) => cli::bundle::bundle(args),
         Command::Preinit(args) => cli::preinit::preinit(args),
+        Command::Eval(args) => cli::eval::eval(*args, human),
         Command::Models { models, command } => match command {
             ModelsCommand::List => cli::models::list(&models),
             ModelsCommand::Inspect {

@@ -5,6 +5,7 @@
 pub mod bundle;
 pub mod check;
 pub mod compile;
+pub mod eval;
 pub mod models;
 pub mod preinit;
 pub mod progress;

@@ -9,6 +9,7 @@ mod conformance;
 mod edge;
 mod embedded;
 mod errors;
+mod eval;
 mod hardening;
 mod limits;
 mod model_folder;

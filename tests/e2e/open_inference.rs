@@ -22,7 +22,7 @@ const TOKEN_IDS: [i64; 4] = [101, 7592, 2088, 102];
 
 /// The Python that has `tests/oip/requirements.txt` installed: the one
 /// tests/run.sh names in `WASI_INFER_TEST_PYTHON`, else its venv.
-fn test_python() -> PathBuf {
+pub fn test_python() -> PathBuf {
     if let Some(python) = std::env::var_os("WASI_INFER_TEST_PYTHON") {
         return PathBuf::from(python);
     }

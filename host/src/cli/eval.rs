@@ -133,6 +133,14 @@ pub fn eval(args: EvalArgs, human: bool) -> anyhow::Result<()> {
              evaluate them one after another and compare them"
         );
     }
+    // ureq is built without TLS: say so before anything else.
+    if let Some(url) = args
+        .url
+        .iter()
+        .find(|u| !u.to_ascii_lowercase().starts_with("http://"))
+    {
+        bail!("--url {url}: eval speaks plain HTTP; give http://HOST:PORT");
+    }
     let default_models = Path::new("models");
     let models_dir = args.models.clone().or_else(|| {
         default_models
@@ -275,9 +283,15 @@ impl Progress for Shown {
                 ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{msg} [{elapsed_precise}] {bar:30} {pos}/{len} {per_sec} ETA {eta}",
+                    "{msg} [{elapsed_precise}] {bar:30} {pos}/{len} {rate} ETA {eta}",
                 )
                 .expect("a valid template")
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1} req/s", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
             );
             bar.set_message(label.to_string());

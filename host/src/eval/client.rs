@@ -93,14 +93,26 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `model` at `url`; `timeout` bounds each request.
-    pub fn new(url: &str, model: &str, protocol: Protocol, timeout: Duration) -> Self {
+    /// A client for `model` at `url`, for `concurrency` requests at once;
+    /// `timeout` bounds each request.
+    pub fn new(
+        url: &str,
+        model: &str,
+        protocol: Protocol,
+        concurrency: usize,
+        timeout: Duration,
+    ) -> Self {
         let agent = ureq::Agent::config_builder()
             // Error answers are read like any other: they carry the
             // server's message, which the report shows.
             .http_status_as_error(false)
             .timeout_global(Some(timeout))
             .timeout_connect(Some(timeout.min(Duration::from_secs(10))))
+            // Every worker keeps its connection between requests (ureq
+            // keeps 3 a host by default: the others would connect anew
+            // each time, and their latency would count the handshake).
+            .max_idle_connections(concurrency.max(1))
+            .max_idle_connections_per_host(concurrency.max(1))
             .build()
             .into();
         Self {
@@ -626,6 +638,7 @@ mod tests {
             "http://h:1/",
             "a b/c",
             Protocol::Oip,
+            1,
             Duration::from_secs(1),
         );
         assert_eq!(client.url, "http://h:1");
@@ -634,6 +647,7 @@ mod tests {
             "http://h:1",
             "m-1.x",
             Protocol::Classify,
+            1,
             Duration::from_secs(1),
         );
         assert_eq!(client.classify_path(), "/classify/m-1.x");

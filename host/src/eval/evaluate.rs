@@ -72,7 +72,13 @@ pub fn evaluate(
     for url in &options.urls {
         for model in &options.models {
             let files = ModelFiles::find(options.models_dir.as_deref(), model)?;
-            let client = Client::new(url, model, options.protocol, options.timeout);
+            let client = Client::new(
+                url,
+                model,
+                options.protocol,
+                options.concurrency,
+                options.timeout,
+            );
             let info = client.check(probe, files.toml())?;
             notes.note(&format!(
                 "{model} at {}: backend {}, {} classes",

@@ -4,7 +4,8 @@
 # wheels, tritonclient for the Open Inference Protocol tests), then runs the
 # host's unit and end-to-end tests (every model on every backend; the
 # self-contained functions on our host and on stock wasmtime serve; bundles),
-# the functions' unit tests, a short benchmark, the Kubernetes manifests and
+# the functions' unit tests, the model lifecycle in short (train, quantise,
+# prune), a short benchmark, the Kubernetes manifests and
 # the container image.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,15 @@ host/scripts/fetch-openvino.sh
 # Stock wasmtime, to run the self-contained functions on (tests/e2e/edge.rs).
 host/scripts/fetch-wasmtime-cli.sh
 export WASI_INFER_TEST_WASMTIME="$PWD/.deps/wasmtime/wasmtime"
+
+# wasi-infer-train's tests (train/tests/lifecycle.rs) train on Fashion-MNIST's
+# training split: Debian's dataset-fashion-mnist package, installed with
+# apt-get when missing (as root, as deploy/container/test.sh installs podman),
+# unless FASHION_MNIST_DIR names a folder of its IDX files.
+if [ -z "${FASHION_MNIST_DIR:-}" ] && [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+    apt-get install -y -qq --no-install-recommends dataset-fashion-mnist >/dev/null 2>&1 ||
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends dataset-fashion-mnist; }
+fi
 
 # tests/e2e/open_inference.rs talks to the Open Inference Protocol with
 # NVIDIA's own client (tritonclient[http], in tests/oip/tritonclient_check.py),

@@ -14,12 +14,13 @@ pub fn root() -> PathBuf {
 }
 
 /// Every model of the repository, in name order.
-pub const MODELS: [&str; 5] = [
+pub const MODELS: [&str; 6] = [
     "all-minilm-l6-v2",
     "efficientnet-lite0",
     "efficientnet-lite0-int8",
     "fashion-mnist-cnn",
     "fashion-mnist-cnn-int8",
+    "fashion-mnist-cnn-pruned",
 ];
 
 pub fn photo(name: &str) -> Vec<u8> {

@@ -170,7 +170,7 @@ pub fn train(
     let (_, best_epoch, net) = best.ok_or_else(|| anyhow::anyhow!("no epoch was run"))?;
     eprintln!("keeping epoch {best_epoch}, the best on the validation set");
     Ok(Trained {
-        net,
+        net: net.train(),
         best_epoch,
         epochs,
     })

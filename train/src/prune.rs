@@ -178,7 +178,9 @@ pub fn run(args: PruneArgs) -> anyhow::Result<()> {
             eprintln!("more than {} points lost: stopping", args.max_drop);
             break;
         }
-        chosen = Some((tuned.net.clone(), sparsity));
+        // A copy of its own (see fit::train): the next step's fine-tuning
+        // must not move this one's running statistics.
+        chosen = Some((tuned.net.valid(), sparsity));
         net = tuned.net;
     }
     let Some((net, sparsity)) = chosen else {

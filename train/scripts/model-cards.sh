@@ -52,4 +52,7 @@ for model in "${models[@]}"; do
     "$bin" eval --compare "${urls[@]}" --model "$model" --dataset "$dataset" -c 4 \
         --png "models/$model/confusion-matrix.png" --card "models/$model/README.md" \
         --json "target/model-cards/$model.json"
+    # One picture a card, the first backend's: --compare draws one for each
+    # deployment, and the card's table shows how far the backends agree.
+    rm -f "models/$model"/confusion-matrix-[0-9]*.png
 done

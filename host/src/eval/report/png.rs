@@ -25,6 +25,10 @@ const FAMILY: &str = "wasi-infer-dejavu-sans";
 
 /// The matrix's side in pixels, about (cells are whole pixels).
 const MATRIX_SIDE: u32 = 640;
+/// Above this many classes only those that occur (as a true or a predicted
+/// class, as scikit-learn's `ConfusionMatrixDisplay` shows by default) are
+/// drawn: a 1000-class matrix of a small set is a white square otherwise.
+const ALL_CLASSES_UP_TO: usize = 30;
 /// The lightest and darkest colours (matplotlib's "Blues" ends).
 const LIGHT: (f64, f64, f64) = (247.0, 251.0, 255.0);
 const DARK: (f64, f64, f64) = (8.0, 48.0, 107.0);
@@ -59,7 +63,19 @@ pub fn write(path: &Path, report: &DeploymentReport) -> Result<(), Error> {
 /// The heatmap as PNG bytes.
 pub fn render(report: &DeploymentReport) -> Result<Vec<u8>, String> {
     font()?;
-    let n = report.confusion_matrix.len().max(1) as u32;
+    let matrix = &report.confusion_matrix;
+    let all = matrix.len();
+    let shown: Vec<usize> = if all <= ALL_CLASSES_UP_TO {
+        (0..all).collect()
+    } else {
+        (0..all)
+            .filter(|&c| {
+                matrix[c].iter().any(|&n| n > 0)
+                    || matrix.iter().any(|row| row.get(c).is_some_and(|&n| n > 0))
+            })
+            .collect()
+    };
+    let n = shown.len().max(1) as u32;
     let cell = (MATRIX_SIDE / n).clamp(2, 64);
     let side = cell * n;
     // Names only where a row is tall enough to hold one; counts only where
@@ -70,8 +86,9 @@ pub fn render(report: &DeploymentReport) -> Result<Vec<u8>, String> {
     let show_counts = count_size >= 7.0;
 
     let label_font = (FAMILY, label_size).into_font();
-    let names: Vec<String> = (0..n as usize)
-        .map(|i| match report.classes.get(i) {
+    let names: Vec<String> = shown
+        .iter()
+        .map(|&i| match report.classes.get(i) {
             Some(name) if name != &i.to_string() => format!("{i} {name}"),
             _ => i.to_string(),
         })
@@ -98,12 +115,15 @@ pub fn render(report: &DeploymentReport) -> Result<Vec<u8>, String> {
         let (left, top, cell) = (left as i32, top as i32, cell as i32);
         let side = side as i32;
 
-        let title = format!(
+        let mut title = format!(
             "{}: {} items, accuracy {:.4}",
             report.deployment.label(),
             report.succeeded,
             report.accuracy
         );
+        if shown.len() < all {
+            title += &format!(" (the {} of {all} classes that occur)", shown.len());
+        }
         let centred = |size: f64| {
             TextStyle::from((FAMILY, size).into_font())
                 .color(&BLACK)
@@ -112,12 +132,13 @@ pub fn render(report: &DeploymentReport) -> Result<Vec<u8>, String> {
         root.draw(&Text::new(title, (left + side / 2, 20), centred(16.0)))
             .map_err(draw_error)?;
 
-        for (i, row) in report.confusion_matrix.iter().enumerate() {
-            for (j, &count) in row.iter().enumerate() {
+        for (i, &true_class) in shown.iter().enumerate() {
+            for (j, &predicted) in shown.iter().enumerate() {
+                let count = matrix[true_class].get(predicted).copied().unwrap_or(0);
                 let share = report
                     .confusion_matrix_normalized
-                    .get(i)
-                    .and_then(|r| r.get(j))
+                    .get(true_class)
+                    .and_then(|r| r.get(predicted))
                     .copied()
                     .unwrap_or(0.0);
                 let (x, y) = (left + j as i32 * cell, top + i as i32 * cell);

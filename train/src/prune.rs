@@ -21,7 +21,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::export::{self, Folder};
 use crate::fit::{self, AfterStep, Schedule};
 use crate::model::{Net, Widths};
-use crate::train::{CHECKPOINT, RECORD, Record, load_checkpoint, prepare};
+use crate::train::{CHECKPOINT, Record, load_checkpoint, prepare};
 use crate::{Paths, check};
 
 #[derive(clap::Args)]
@@ -117,12 +117,7 @@ struct Step {
 }
 
 pub fn run(args: PruneArgs) -> anyhow::Result<()> {
-    let record_path = args.from.join(RECORD);
-    let record: Record = serde_json::from_str(
-        &std::fs::read_to_string(&record_path)
-            .with_context(|| format!("reading {}", record_path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", record_path.display()))?;
+    let record = Record::read(&args.from)?;
     // The same seed and limit give the same split as training had.
     let mut rng = ChaCha8Rng::seed_from_u64(record.seed);
     let data = prepare(&args.paths.data, record.limit, &mut rng)?;

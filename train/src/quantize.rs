@@ -15,7 +15,7 @@ use wasi_infer::nn::{BackendKind, LoadedModel};
 
 use crate::data::to_unit;
 use crate::export::{self, Folder};
-use crate::train::{RECORD, Record, prepare};
+use crate::train::{Record, prepare};
 use crate::{Paths, check};
 
 const SCRIPT: &str = include_str!("../quantize.py");
@@ -41,12 +41,7 @@ pub struct QuantizeArgs {
 }
 
 pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {
-    let record_path = args.from.join(RECORD);
-    let record: Record = serde_json::from_str(
-        &std::fs::read_to_string(&record_path)
-            .with_context(|| format!("reading {}", record_path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", record_path.display()))?;
+    let record = Record::read(&args.from)?;
     let mut rng = ChaCha8Rng::seed_from_u64(record.seed);
     let data = prepare(&args.paths.data, record.limit, &mut rng)?;
     let count = args.calibration.min(data.train.len());

@@ -80,6 +80,17 @@ pub struct Record {
     pub seconds: f64,
 }
 
+impl Record {
+    /// The record in the model folder `dir`, which `quantize` and `prune`
+    /// start from (its seed and limit give them the same split).
+    pub fn read(dir: &Path) -> anyhow::Result<Record> {
+        let path = dir.join(RECORD);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
 /// The share of the cleaned training images held out for validation.
 pub const VALIDATION_FRACTION: f64 = 0.1;
 /// The burn checkpoint in a model folder, which pruning continues from.

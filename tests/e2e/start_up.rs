@@ -95,8 +95,8 @@ fn manifest_errors_name_the_file_the_key_and_the_problem() {
         ),
         (
             "bad route",
-            |m| m.replace("/classify/...", "classify"),
-            &["trigger.http[0].route", "must start with '/'"],
+            |m| m.replace("/classify/...", "/classify/.../more"),
+            &["trigger.http[0].route", "a wildcard may only end a route"],
         ),
         (
             "not TOML",

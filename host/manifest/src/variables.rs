@@ -80,6 +80,11 @@ impl Template {
         Ok(Self(parts))
     }
 
+    /// Whether the template is plain text, without references.
+    pub fn is_literal(&self) -> bool {
+        self.references().next().is_none()
+    }
+
     /// The application variables this template refers to.
     pub fn references(&self) -> impl Iterator<Item = &str> {
         self.0.iter().filter_map(|p| match p {
@@ -88,7 +93,9 @@ impl Template {
         })
     }
 
-    fn render(&self, values: &HashMap<String, String>) -> Option<String> {
+    /// The text with each reference replaced by its value; `None` when a
+    /// value is missing.
+    pub fn render(&self, values: &HashMap<String, String>) -> Option<String> {
         let mut out = String::new();
         for part in &self.0 {
             match part {

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::manifest::routing::RoutePattern;
-use crate::manifest::{Application, ComponentSpec, DirMount, HttpRoute, Manifest};
+use crate::manifest::{
+    Application, ComponentSpec, FileMount, HttpRoute, Manifest, MountKind, Route, RouteTarget,
+};
 use crate::nn::ModelRepository;
 use crate::nn::model_config::Task;
 use crate::nn::repository;
@@ -92,13 +94,19 @@ impl BuiltinApp {
         let (host, guest) = repository.mount();
         // The functions read each model's model.toml (preprocessing, labels,
         // tokenizer) from /models/<name>, read-only.
-        let model_files = vec![DirMount { host, guest }];
+        let model_files = vec![FileMount {
+            host,
+            guest,
+            kind: MountKind::Directory,
+        }];
         let mut manifest = Manifest {
             path: PathBuf::from(format!(
                 "<built-in application for {}>",
                 repository.path().display()
             )),
             base_dir: repository.path().to_path_buf(),
+            version: 2,
+            base: "/".into(),
             application: Application {
                 name: "wasi-infer-models".into(),
                 version: Some(env!("CARGO_PKG_VERSION").into()),
@@ -132,8 +140,8 @@ impl BuiltinApp {
             let pattern = RoutePattern::parse(function.route)
                 .expect("the built-in routes are valid patterns");
             manifest.routes.push(HttpRoute {
-                pattern,
-                component: function.id.into(),
+                route: Route::Path(pattern),
+                target: RouteTarget::Component(function.id.into()),
             });
             manifest.components.insert(
                 function.id.into(),
@@ -145,6 +153,7 @@ impl BuiltinApp {
                     environment: BTreeMap::new(),
                     variables: BTreeMap::new(),
                     ai_models: models,
+                    allowed_outbound_hosts: Vec::new(),
                 },
             );
             components.insert(function.id.to_string(), function.wasm);

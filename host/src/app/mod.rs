@@ -5,6 +5,8 @@
 //! one, the [`builtin`] application.
 
 pub mod builtin;
+mod files;
+mod routes;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, StatusCode, Uri};
+use http::{HeaderValue, StatusCode};
 use wasmtime::component::Component;
 use wasmtime_wasi_http::WasiBody;
 
@@ -26,20 +28,21 @@ use crate::http::body::BodyError;
 use crate::http::body_budget::{BodyBudget, Reservation};
 use crate::json_error;
 use crate::limits::Limits;
-use crate::manifest::{Manifest, ManifestError};
+use crate::manifest::outbound::{AllowedHost, OutboundPolicy};
+use crate::manifest::{ComponentSpec, Manifest, ManifestError};
 use crate::metrics::Metrics;
 use crate::nn::threads::InferenceThreads;
 use crate::nn::{
     BackendKind, LoadedModel, ModelError, ModelProgress, ModelRegistry, ModelRepository,
 };
-use crate::routing::Router;
 use crate::runtime::component::FunctionError;
 use crate::runtime::{
-    CacheError, CompileCache, Compiled, ComponentRuntime, Failure, HttpWorld, InstanceConfig,
-    PoolSizes, Runtime, UntrustedCache,
+    AppLink, CacheError, CompileCache, Compiled, ComponentRuntime, Failure, HttpWorld, InProcess,
+    InstanceConfig, OutboundConfig, PoolSizes, Runtime, UntrustedCache,
 };
 use crate::variables::{render_component_variables, resolve_application_variables};
 use builtin::BuiltinApp;
+use routes::{Answer, Routes};
 
 /// How to load an application.
 #[derive(Debug, Clone)]
@@ -209,12 +212,12 @@ pub enum AppError {
 pub struct App {
     pub manifest: Manifest,
     pub models: ModelRegistry,
-    router: Router,
-    /// The component of each route, in the router's order.
-    route_components: Vec<Arc<ComponentRuntime>>,
-    /// Each route as written (`/classify/...`), for metrics and logs.
-    route_labels: Vec<String>,
+    /// Where requests go, from clients and from the components themselves.
+    routes: Arc<Routes>,
     pub components: Vec<Arc<ComponentRuntime>>,
+    /// The folders of components' single files (see [`files`]), removed
+    /// with the application.
+    _staged_files: Vec<tempfile::TempDir>,
     pub limits: Limits,
     /// Request-body bytes buffered by all requests together.
     bodies: BodyBudget,
@@ -285,6 +288,10 @@ impl App {
         // inference at a time.
         let threads = InferenceThreads::start(options.limits.max_running)
             .map_err(|e| AppError::Runtime(format!("cannot start the inference threads: {e}")))?;
+        // Components reach the application (self.alt, <id>.spin.internal)
+        // through this link, connected once the routes are built.
+        let app_link = AppLink::default();
+        let mut staged_files = Vec::new();
         let mut components = Vec::new();
         for spec in manifest.components.values() {
             observer.step(LoadStep::ComponentCompiling { id: &spec.id });
@@ -308,9 +315,12 @@ impl App {
                         compile(&runtime, &bytes, options.compile_cache.as_ref()).map_err(fail)?
                     }
                 };
+            let staged = files::stage(&spec.id, &spec.files)
+                .map_err(|e| fail(format!("cannot gather its files: {e}")))?;
+            staged_files.extend(staged.staging);
             let config = InstanceConfig {
                 component_id: spec.id.clone(),
-                files: spec.files.clone(),
+                files: staged.preopens,
                 environment: spec.environment.clone().into_iter().collect(),
                 variables: render_component_variables(&spec.variables, &values),
                 models: models.for_component(
@@ -322,6 +332,13 @@ impl App {
                 limits: options.limits.clone(),
                 metrics: options.metrics.component(&spec.id),
                 health: options.health.clone(),
+                outbound: OutboundConfig {
+                    policy: Arc::new(outbound_policy(&manifest, spec, &values)?),
+                    app: app_link.clone(),
+                    // As much as a client may send: what the host already
+                    // holds in memory for one request.
+                    max_response_bytes: options.limits.max_body_bytes as u64,
+                },
             };
             let runtime_component = ComponentRuntime::new(&runtime, &component, config)
                 .map_err(|e| fail(format!("cannot be served: {e:#}")))?;
@@ -334,33 +351,21 @@ impl App {
             components.push(Arc::new(runtime_component));
         }
 
-        let router = Router::new(manifest.routes.iter().map(|r| r.pattern.clone()));
-        let route_components = manifest
-            .routes
-            .iter()
-            .map(|route| {
-                components
-                    .iter()
-                    .find(|c| c.id == route.component)
-                    .cloned()
-                    .expect("the manifest checks that every route names a component")
-            })
-            .collect();
+        // The pool's instances beyond those kept for clients' requests.
+        let nested_slots =
+            (options.limits.max_instances as usize).saturating_sub(options.limits.max_running);
+        let routes = Arc::new(Routes::new(&manifest, &components, nested_slots)?);
+        let in_process: Arc<dyn InProcess> = routes.clone();
+        app_link.connect(Arc::downgrade(&in_process));
         // Loaded: an embedder may serve from here on (the server waits until
         // the application is handed to it, see `server::Frontend`).
         options.health.set_loaded();
-        let route_labels = manifest
-            .routes
-            .iter()
-            .map(|route| route.pattern.as_route())
-            .collect();
         Ok(Self {
             manifest,
             models,
-            router,
-            route_components,
-            route_labels,
+            routes,
             components,
+            _staged_files: staged_files,
             limits: options.limits.clone(),
             bodies: BodyBudget::new(&options.limits),
             admission: Admission::new(&options.limits, options.metrics.waiting()),
@@ -393,10 +398,7 @@ impl App {
     /// The route (as written) and component of a route index, for metrics and logs.
     fn labels(&self, route: Option<usize>) -> (&str, &str) {
         match route {
-            Some(index) => (
-                self.route_labels[index].as_str(),
-                self.route_components[index].id.as_str(),
-            ),
+            Some(index) => (self.routes.label(index), self.routes.component_id(index)),
             None => ("unmatched", ""),
         }
     }
@@ -437,13 +439,16 @@ impl App {
             }
         };
         let path = request.uri().path().to_string();
-        let Some(matched) = self.router.route(&path) else {
+        let Some(matched) = self.routes.route(&path) else {
             let error = json_error(StatusCode::NOT_FOUND, format!("no route for {path}"));
             return (error, None);
         };
         let index = matched.index;
-        let component = &self.route_components[index];
-        let request = match with_spin_headers(request, &matched, client) {
+        let component = match self.routes.answer(index) {
+            Answer::Component(component) => component,
+            Answer::Static(response) => return (response.response(), Some(index)),
+        };
+        let request = match self.routes.with_spin_headers(request, &matched, client) {
             Ok(request) => request,
             Err(problem) => return (json_error(StatusCode::BAD_REQUEST, problem), Some(index)),
         };
@@ -451,17 +456,17 @@ impl App {
             Ok(permit) => permit,
             Err(busy) => return (retry_later(busy.to_string()), Some(index)),
         };
-        let response = match component.handle(request, running).await {
+        let response = match component.handle(request, running, 0).await {
             Ok(response) => response,
-            Err(error) => self.failure_response(component, error),
+            Err(error) => failure_response(component, error),
         };
         (response, Some(index))
     }
 
     /// The route (as written in the manifest) a path goes to, if any.
     pub fn route(&self, path: &str) -> Option<&str> {
-        let matched = self.router.route(path)?;
-        Some(self.route_labels[matched.index].as_str())
+        let matched = self.routes.route(path)?;
+        Some(self.routes.label(matched.index))
     }
 
     /// The request with its body read whole, within the limits, and the
@@ -507,74 +512,73 @@ impl App {
             reservation,
         ))
     }
+}
 
-    /// What the client is told when its function gave no answer.
-    fn failure_response(
-        &self,
-        component: &ComponentRuntime,
-        error: FunctionError,
-    ) -> http::Response<WasiBody> {
-        let id = &component.id;
-        let (status, message) = match error {
-            FunctionError::Stopped(Failure::Deadline) => (
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "function {id} did not answer within {:?} and was stopped",
-                    component.timeout
-                ),
+/// What the client is told when its function gave no answer.
+fn failure_response(
+    component: &ComponentRuntime,
+    error: FunctionError,
+) -> http::Response<WasiBody> {
+    let id = &component.id;
+    let (status, message) = match error {
+        FunctionError::Stopped(Failure::Deadline) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "function {id} did not answer within {:?} and was stopped",
+                component.timeout
             ),
-            FunctionError::Stopped(Failure::Memory { limit }) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!(
-                    "function {id} failed: it ran out of memory (an instance may use {} MiB)",
-                    limit >> 20
-                ),
+        ),
+        FunctionError::Stopped(Failure::Memory { limit }) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "function {id} failed: it ran out of memory (an instance may use {} MiB)",
+                limit >> 20
             ),
-            FunctionError::Stopped(Failure::Table { limit }) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("function {id} failed: it grew a table past {limit} elements"),
-            ),
-            FunctionError::Stopped(Failure::TensorBudget { limit }) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!(
-                    "function {id} failed: it held more than {} MiB of wasi-nn tensors \
+        ),
+        FunctionError::Stopped(Failure::Table { limit }) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("function {id} failed: it grew a table past {limit} elements"),
+        ),
+        FunctionError::Stopped(Failure::TensorBudget { limit }) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "function {id} failed: it held more than {} MiB of wasi-nn tensors \
                      (--max-tensor-bytes-per-instance)",
-                    limit >> 20
-                ),
+                limit >> 20
             ),
-            FunctionError::Stopped(Failure::TensorRank { rank }) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!(
-                    "function {id} failed: it made a wasi-nn tensor of {rank} dimensions \
+        ),
+        FunctionError::Stopped(Failure::TensorRank { rank }) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "function {id} failed: it made a wasi-nn tensor of {rank} dimensions \
                      (at most {})",
-                    crate::nn::wit::MAX_RANK
-                ),
+                crate::nn::wit::MAX_RANK
             ),
-            FunctionError::Stopped(Failure::ClientGone) => (
-                // No one reads it; the log does.
-                StatusCode::from_u16(CLIENT_CLOSED_REQUEST).unwrap_or(StatusCode::BAD_REQUEST),
-                format!("function {id} was stopped: its client went away"),
-            ),
-            FunctionError::Instantiation(error) => {
-                tracing::warn!(component = %id, "cannot instantiate: {error}");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("function {id} could not be started: {error}"),
-                )
-            }
-            FunctionError::Failed { error, cause } => {
-                tracing::debug!(component = %id, "request failed: {error:#}");
-                let message = match cause {
-                    Some(cause) => {
-                        format!("function {id} failed: {cause} (its output is in the server log)")
-                    }
-                    None => failure_message(id, &error),
-                };
-                (StatusCode::INTERNAL_SERVER_ERROR, message)
-            }
-        };
-        json_error(status, message)
-    }
+        ),
+        FunctionError::Stopped(Failure::ClientGone) => (
+            // No one reads it; the log does.
+            StatusCode::from_u16(CLIENT_CLOSED_REQUEST).unwrap_or(StatusCode::BAD_REQUEST),
+            format!("function {id} was stopped: its client went away"),
+        ),
+        FunctionError::Instantiation(error) => {
+            tracing::warn!(component = %id, "cannot instantiate: {error}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("function {id} could not be started: {error}"),
+            )
+        }
+        FunctionError::Failed { error, cause } => {
+            tracing::debug!(component = %id, "request failed: {error:#}");
+            let message = match cause {
+                Some(cause) => {
+                    format!("function {id} failed: {cause} (its output is in the server log)")
+                }
+                None => failure_message(id, &error),
+            };
+            (StatusCode::INTERNAL_SERVER_ERROR, message)
+        }
+    };
+    json_error(status, message)
 }
 
 /// A request being served: if its future is dropped before the answer (its
@@ -596,7 +600,7 @@ impl Unanswered<'_> {
 impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
         if let Some(arrival) = self.arrival.take() {
-            let route = self.app.router.route(arrival.path()).map(|m| m.index);
+            let route = self.app.routes.route(arrival.path()).map(|m| m.index);
             let (route, component) = self.app.labels(route);
             arrival.abandoned(&self.app.metrics, route, component);
         }
@@ -610,6 +614,23 @@ fn retry_later(message: String) -> http::Response<WasiBody> {
         .headers_mut()
         .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
+}
+
+/// A component's `allowed_outbound_hosts`, with the application's variables.
+fn outbound_policy(
+    manifest: &Manifest,
+    spec: &ComponentSpec,
+    values: &std::collections::HashMap<String, String>,
+) -> Result<OutboundPolicy, ManifestError> {
+    let key = || format!("component.{}.allowed_outbound_hosts", spec.id);
+    let mut hosts = Vec::new();
+    for template in &spec.allowed_outbound_hosts {
+        let entry = template
+            .render(values)
+            .ok_or_else(|| manifest.error(key(), "refers to a variable without a value"))?;
+        hosts.push(AllowedHost::parse(&entry).map_err(|problem| manifest.error(key(), problem))?);
+    }
+    Ok(OutboundPolicy::new(hosts))
 }
 
 /// Compiles a component, through the cache when there is one.
@@ -643,53 +664,6 @@ fn failure_message(component: &str, error: &wasmtime::Error) -> String {
              the server log has the details)"
         ),
     }
-}
-
-/// Makes the URI absolute (wasi:http wants scheme and authority) and adds the
-/// headers Spin gives components about their route.
-fn with_spin_headers(
-    request: http::Request<WasiBody>,
-    matched: &crate::routing::RouteMatch<'_>,
-    client: Option<SocketAddr>,
-) -> Result<http::Request<WasiBody>, String> {
-    let (mut parts, body) = request.into_parts();
-    let authority = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_string();
-    parts.uri = Uri::builder()
-        .scheme("http")
-        .authority(authority.as_str())
-        .path_and_query(path_and_query.as_str())
-        .build()
-        .map_err(|e| format!("invalid request URI: {e}"))?;
-
-    let value = |v: &str| HeaderValue::from_str(v).map_err(|e| format!("invalid header: {e}"));
-    let headers = &mut parts.headers;
-    let raw_route = matched.route;
-    headers.insert(
-        "spin-full-url",
-        value(&format!("http://{authority}{path_and_query}"))?,
-    );
-    headers.insert("spin-path-info", value(matched.path_info)?);
-    headers.insert("spin-matched-route", value(raw_route)?);
-    headers.insert("spin-raw-component-route", value(raw_route)?);
-    headers.insert(
-        "spin-component-route",
-        value(raw_route.strip_suffix("/...").unwrap_or(raw_route))?,
-    );
-    headers.insert("spin-base-path", HeaderValue::from_static("/"));
-    if let Some(client) = client {
-        headers.insert("spin-client-addr", value(&client.to_string())?);
-    }
-    Ok(http::Request::from_parts(parts, body))
 }
 
 /// A request body from bytes (for embedders and tests).

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use wasi_infer::app::{App, AppOptions, LoadObserver};
 use wasi_infer::http::server::HOST_PATHS;
+use wasi_infer::manifest::RouteTarget;
 use wasi_infer::nn::interface::{TensorInfo, format_shape};
 
 pub fn check(options: &AppOptions, observer: &dyn LoadObserver) -> anyhow::Result<()> {
@@ -29,22 +30,23 @@ fn report(app: &App) -> String {
     let width = manifest
         .routes
         .iter()
-        .map(|r| r.pattern.as_route().len())
+        .map(|r| r.label().len())
         .max()
         .unwrap_or(0);
     for route in &manifest.routes {
-        let world = app
-            .components
-            .iter()
-            .find(|c| c.id == route.component)
-            .map(|c| c.world.to_string())
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {:<width$}  -> {} ({world})",
-            route.pattern.as_route(),
-            route.component
-        );
+        let target = match &route.target {
+            RouteTarget::Component(id) => {
+                let world = app
+                    .components
+                    .iter()
+                    .find(|c| &c.id == id)
+                    .map(|c| c.world.to_string())
+                    .unwrap_or_default();
+                format!("{id} ({world})")
+            }
+            RouteTarget::Static(response) => format!("static response {}", response.status),
+        };
+        let _ = writeln!(out, "  {:<width$}  -> {target}", route.label());
     }
     let _ = writeln!(out, "models:");
     for model in app.models.iter() {

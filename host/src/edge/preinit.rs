@@ -18,7 +18,7 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::runtime::state::OutboundDenied;
+use crate::runtime::outbound::DenyAll;
 
 /// Where the functions find the model repository.
 pub const MODELS_MOUNT: &str = "/models";
@@ -171,7 +171,7 @@ fn config() -> Config {
 struct InitState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    hooks: OutboundDenied,
+    hooks: DenyAll,
     table: ResourceTable,
 }
 
@@ -189,7 +189,7 @@ impl InitState {
         Ok(Self {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundDenied,
+            hooks: DenyAll,
             table: ResourceTable::new(),
         })
     }

@@ -103,15 +103,20 @@ impl ComponentRuntime {
     /// it is gone. The time the instance took to create is added to the
     /// response's `Server-Timing` header (`instantiate;dur=0.08`,
     /// milliseconds), before the function's own entries.
+    ///
+    /// `depth` counts the in-process requests that led here (0 for a
+    /// client's; see `outbound`).
     pub async fn handle(
         &self,
         request: wasmtime_wasi_http::handler::Request,
         running: OwnedSemaphorePermit,
+        depth: u8,
     ) -> Result<wasmtime_wasi_http::handler::Response, FunctionError> {
         let link = Arc::new(RequestLink::default());
         let dispatch = Dispatch {
             link: link.clone(),
             running,
+            depth,
         };
         // Dropped before it resolves: the client went away (see `RequestLink`).
         let abandon = AbandonOnDrop(Some(link.clone()));
@@ -172,7 +177,7 @@ impl HandlerState for Instantiator {
         let started = Instant::now();
         // The deadline counts from here: instantiation runs guest code too.
         let deadline = started + self.config.limits.request_timeout;
-        let mut store = Store::new(&self.engine, HostState::new(&self.config)?);
+        let mut store = Store::new(&self.engine, HostState::new(&self.config, deadline)?);
         store.limiter(|state| state);
         deadline::interrupt_at(&mut store, self.config.limits.request_timeout, deadline);
         let proxy = self.pre.instantiate_async(&mut store).await?;
@@ -200,6 +205,7 @@ impl HandlerState for Instantiator {
 pub struct Dispatch {
     link: Arc<RequestLink>,
     running: OwnedSemaphorePermit,
+    depth: u8,
 }
 
 /// What a request and the instance serving it know of each other: the
@@ -275,6 +281,7 @@ impl WorkerState for OneRequest {
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
         dispatch.link.attach(store.data().report.clone());
         store.data_mut().running = Some(dispatch.running);
+        store.data_mut().outbound.depth = dispatch.depth;
         Box::pin(Expiry::future(self.deadline))
     }
 

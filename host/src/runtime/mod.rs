@@ -6,6 +6,7 @@ pub mod cache;
 mod cache_trust;
 pub mod component;
 mod deadline;
+pub mod outbound;
 pub mod pool;
 pub mod state;
 
@@ -13,12 +14,15 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::limits::{Limits, size_text};
-use crate::variables::{ComponentVariables, bindings as spin_variables};
+use crate::variables::{
+    ComponentVariables, SpinVariables, bindings as spin_variables, bindings_v3 as spin_variables_v3,
+};
 pub use cache::{CacheError, CompileCache, Compiled};
 pub use cache_trust::UntrustedCache;
 pub use component::{ComponentRuntime, HttpWorld};
+pub use outbound::{AppLink, InProcess, InProcessTarget, OutboundConfig};
 pub use pool::PoolSizes;
-pub use state::{Failure, HostState, InstanceConfig, InstanceReport};
+pub use state::{Failure, HostState, InstanceConfig, InstanceReport, Preopen};
 
 /// The engine and linker shared by every component of an application.
 pub struct Runtime {
@@ -84,6 +88,10 @@ impl Runtime {
         spin_variables::fermyon::spin::variables::add_to_linker::<_, HasSelf<ComponentVariables>>(
             &mut linker,
             |s: &mut HostState| &mut s.variables,
+        )?;
+        spin_variables_v3::spin::variables::variables::add_to_linker::<_, SpinVariables>(
+            &mut linker,
+            |s: &mut HostState| &s.variables,
         )?;
         Ok(Self { engine, linker })
     }

@@ -3,19 +3,19 @@
 //! A fresh [`HostState`] is made for every request, from the component's
 //! [`InstanceConfig`], which is built once at start-up.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::health::Health;
 use crate::limits::Limits;
-use crate::manifest::DirMount;
 use crate::metrics::{ComponentMetrics, InFlight};
 use crate::nn::ComponentModels;
 use crate::nn::cancel::Cancel;
@@ -23,17 +23,28 @@ use crate::nn::metadata::MetadataView;
 use crate::nn::wit::{InstanceNn, NnLimits, NnView, RankExceeded, TensorBudgetExceeded};
 use crate::variables::ComponentVariables;
 
+use super::outbound::{Outbound, OutboundConfig};
+
 /// The fixed part of a component's environment, shared by its instances.
 #[derive(Clone)]
 pub struct InstanceConfig {
     pub component_id: String,
-    pub files: Vec<DirMount>,
+    /// Read-only host directories at guest paths (see `app::files`).
+    pub files: Vec<Preopen>,
     pub environment: Vec<(String, String)>,
     pub variables: ComponentVariables,
     pub models: ComponentModels,
     pub limits: Limits,
     pub metrics: ComponentMetrics,
     pub health: Arc<Health>,
+    pub outbound: OutboundConfig,
+}
+
+/// A host directory an instance sees, read-only, at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preopen {
+    pub host: PathBuf,
+    pub guest: String,
 }
 
 /// Why an instance was stopped by the host, when it was: what the client is
@@ -127,7 +138,8 @@ pub struct HostState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    http_hooks: OutboundDenied,
+    /// Its outbound requests, checked against `allowed_outbound_hosts`.
+    pub(crate) outbound: Outbound,
     nn: InstanceNn,
     pub(crate) variables: ComponentVariables,
     pub(crate) report: Arc<InstanceReport>,
@@ -142,9 +154,11 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(config: &Arc<InstanceConfig>) -> wasmtime::Result<Self> {
+    /// The state of an instance whose function must answer by `deadline`.
+    pub fn new(config: &Arc<InstanceConfig>, deadline: Instant) -> wasmtime::Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
-        // Guest output lands in the server's log; no network, no ambient files.
+        // Guest output lands in the server's log; no sockets, no ambient
+        // files (outbound HTTP goes through `Outbound`, under the allow-list).
         wasi.inherit_stdout()
             .inherit_stderr()
             .envs(&config.environment)
@@ -173,7 +187,7 @@ impl HostState {
             table,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            http_hooks: OutboundDenied,
+            outbound: Outbound::new(config.outbound.clone(), deadline),
             nn,
             variables: config.variables.clone(),
             report,
@@ -250,33 +264,9 @@ impl WasiView for HostState {
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
-            hooks: &mut self.http_hooks,
+            hooks: &mut self.outbound,
             table: &mut self.table,
             ctx: &mut self.http,
         }
-    }
-}
-
-/// Functions may not make outbound HTTP requests.
-pub(crate) struct OutboundDenied;
-
-impl WasiHttpHooks for OutboundDenied {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }

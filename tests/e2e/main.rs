@@ -17,6 +17,7 @@ mod observability;
 mod open_inference;
 mod server;
 mod slow_model;
+mod spin_compat;
 mod start_up;
 mod tensors;
 mod worlds;

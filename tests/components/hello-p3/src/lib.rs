@@ -1,6 +1,6 @@
 //! Answers with what it saw of the request, so a test can check that a
 //! `wasi:http/handler@0.3` component gets the method, path, Spin route headers
-//! and the streamed body.
+//! (all of them, under `spin_headers`) and the streamed body.
 
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{IntoResponse, Request, StatusCode};
@@ -15,6 +15,16 @@ async fn handle(request: Request) -> impl IntoResponse {
         .get("spin-path-info")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // Every header Spin gives about the route (spin-path-match-*, spin-base-path, ...).
+    let spin_headers: serde_json::Map<String, serde_json::Value> = request
+        .headers()
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("spin-"))
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_string(), value.into())
+        })
+        .collect();
     let body = match request.into_body().bytes().await {
         Ok(body) => body,
         Err(e) => {
@@ -27,6 +37,7 @@ async fn handle(request: Request) -> impl IntoResponse {
         "path": path,
         "path_info": path_info,
         "body_bytes": body.len(),
+        "spin_headers": spin_headers,
     });
     (StatusCode::OK, description.to_string()).into_response()
 }

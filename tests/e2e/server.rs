@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -152,6 +152,13 @@ impl Server {
             }
         };
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
+        // Stderr is read by a thread of its own and may lag stdout: wait
+        // for the line the server logs just before "listening on", so a test
+        // that reads the log after start sees every line of the start-up.
+        let caught_up = Instant::now() + Duration::from_secs(10);
+        while !stderr.lock().unwrap().contains("application loaded") && Instant::now() < caught_up {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))

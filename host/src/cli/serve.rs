@@ -179,6 +179,9 @@ pub fn serve(
                 for model in app.models.iter() {
                     tracing::info!(model = %model.name, backend = %model.backend, "serving model");
                 }
+                // The last line of the start-up log, written before the
+                // announcement below (a reader of both knows it has them all).
+                tracing::info!(routes = app.manifest.routes.len(), "application loaded");
                 frontend.set_app(Arc::new(app));
                 println!("listening on http://{address}");
             }

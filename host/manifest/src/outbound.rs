@@ -269,21 +269,12 @@ impl OutboundPolicy {
         Self { hosts }
     }
 
-    /// Whether the component may make no outbound request at all.
-    pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty()
-    }
-
     pub fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
         self.hosts.iter().any(|h| h.allows(scheme, host, port))
     }
 
     pub fn allows_self(&self, scheme: &str) -> bool {
         self.hosts.iter().any(|h| h.allows_self(scheme))
-    }
-
-    pub fn entries(&self) -> impl Iterator<Item = &AllowedHost> {
-        self.hosts.iter()
     }
 }
 

@@ -100,6 +100,25 @@ fn settled_rss(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// The least resident memory seen until it is at most `bound`, or for
+/// [`GIVE_BACK_WITHIN`]: the backends give memory back after a large request
+/// in the background (OpenVINO compiles the model anew at most once every
+/// 10 s, `nn::openvino::RENEW_EVERY`, so after two large requests close
+/// together the second's memory returns up to 10 s and a compilation later).
+fn returned_rss(pid: u32, bound: u64) -> u64 {
+    let until = Instant::now() + GIVE_BACK_WITHIN;
+    let mut least = settled_rss(pid);
+    while least > bound && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+        least = least.min(rss(pid));
+    }
+    least
+}
+
+/// `nn::openvino::RENEW_EVERY` (10 s), and 10 s for a compilation on a
+/// loaded machine (about 1 s here when idle).
+const GIVE_BACK_WITHIN: Duration = Duration::from_secs(20);
+
 /// The bounds of this file's memory checks, for the hostile application with
 /// `attacks::LIMITS` (--max-tensor-bytes-per-instance 32M).
 ///
@@ -217,7 +236,7 @@ fn attacks_within_memory_bounds(backend: &str) {
 
     let answers = traffic.finish();
     let peak = watch.peak();
-    let end = settled_rss(pid);
+    let end = returned_rss(pid, start + FINAL_ABOVE_START);
     assert!(answers.len() >= 5, "only {} good requests", answers.len());
     for (status, text) in &answers {
         assert_eq!(

@@ -357,7 +357,12 @@ fn a_deadline_during_inference_answers_504_and_stops_it_on_every_backend() {
         // round 1 is the inference alone.
         for round in 0..2 {
             let started = Instant::now();
-            let reply = server.post("/attack/nn-slow?n=1024", b"");
+            // n = 2048: 256 products of 17 GFLOP each, 4.4 TFLOP in all,
+            // many seconds even for a machine of many AVX-512 cores (at
+            // n = 1024, 0.5 TFLOP, one CI machine finished within the 2 s);
+            // each product is still short enough (tenths of a second) for
+            // the backends to stop between two of them within the slack.
+            let reply = server.post("/attack/nn-slow?n=2048", b"");
             let took = started.elapsed();
             let message = reply.assert_error(504);
             assert!(message.contains("did not answer within 2s"), "{message}");

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 use wasi_infer::BackendKind;
 
-use cli::serve::LimitArgs;
+use cli::serve::{LimitArgs, ModelArgs};
 use cli::{AppArgs, CacheArgs, progress};
 
 /// Serverless WebAssembly inference functions: serves a Spin application
@@ -54,6 +54,8 @@ enum Command {
         /// Address to listen on; port 0 picks a free port.
         #[arg(long, env = "WASI_INFER_LISTEN", default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
+        #[command(flatten)]
+        models: ModelArgs,
         #[command(flatten)]
         limits: Box<LimitArgs>,
     },
@@ -118,15 +120,19 @@ fn main() -> anyhow::Result<()> {
         Command::Serve {
             app,
             listen,
+            models,
             limits,
         } => {
             // A bundle's files last until the server stops.
             let (mut options, _bundle) = app.options()?;
             limits.apply(&mut options.limits);
+            models.apply(&mut options)?;
             cli::serve::serve(options, listen, progress::observer(human))
         }
         Command::Check { app } => {
-            let (options, _bundle) = app.options()?;
+            let (mut options, _bundle) = app.options()?;
+            // Every model, on-demand ones too: check is for finding problems.
+            options.load_everything = true;
             cli::check::check(&options, &*progress::observer(human))
         }
         Command::Compile { manifest, cache } => {

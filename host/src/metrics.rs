@@ -46,6 +46,25 @@ struct ModelLabels {
     backend: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabels {
+    model: String,
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    model: String,
+    /// `loaded` or `failed`; for unloads, why: `evicted`, `retired` (a
+    /// reload replaced it), `unloaded` (the repository API), `removed`.
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NameLabels {
+    model: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Whole requests: 1 ms to about 65 s.
@@ -67,6 +86,11 @@ pub struct Metrics {
     compute_seconds: HistogramFamily<ModelLabels>,
     instances_in_flight: Family<ComponentLabels, Gauge>,
     model_load_seconds: Family<ModelLabels, Gauge<f64, AtomicU64>>,
+    model_loads: Family<OutcomeLabels, Counter>,
+    model_unloads: Family<OutcomeLabels, Counter>,
+    model_loaded: Family<VersionLabels, Gauge>,
+    model_resident_bytes: Family<VersionLabels, Gauge>,
+    model_load_wait_seconds: HistogramFamily<NameLabels>,
     waiting: Gauge,
     ready: Gauge,
 }
@@ -120,8 +144,41 @@ impl Metrics {
         let model_load_seconds = Family::default();
         registry.register(
             "model_load_duration_seconds",
-            "Time it took to load each model at start-up (for backend auto, the trials too)",
+            "Time the last load of each model took (for backend auto, the trials too)",
             model_load_seconds.clone(),
+        );
+        let model_loads = Family::default();
+        registry.register(
+            "model_loads",
+            "Model loads, by model and outcome (loaded, failed)",
+            model_loads.clone(),
+        );
+        let model_unloads = Family::default();
+        registry.register(
+            "model_unloads",
+            "Model versions unloaded, by model and why (evicted: least recently used under \
+             the memory budget; retired: replaced by a reload; unloaded: the repository API; \
+             removed: its folder is gone)",
+            model_unloads.clone(),
+        );
+        let model_loaded = Family::default();
+        registry.register(
+            "model_loaded",
+            "1 while a model version is loaded, 0 once it is unloaded",
+            model_loaded.clone(),
+        );
+        let model_resident_bytes = Family::default();
+        registry.register(
+            "model_resident_bytes",
+            "What loading each model version grew the resident memory by (at least its files)",
+            model_resident_bytes.clone(),
+        );
+        let model_load_wait_seconds =
+            HistogramFamily::new_with_constructor(request_buckets as fn() -> _);
+        registry.register(
+            "model_load_wait_seconds",
+            "Time requests waited for their model to load, by model",
+            model_load_wait_seconds.clone(),
         );
         let waiting = Gauge::default();
         registry.register(
@@ -143,6 +200,11 @@ impl Metrics {
             compute_seconds,
             instances_in_flight,
             model_load_seconds,
+            model_loads,
+            model_unloads,
+            model_loaded,
+            model_resident_bytes,
+            model_load_wait_seconds,
             waiting,
             ready,
         }
@@ -192,13 +254,81 @@ impl Metrics {
         })
     }
 
-    pub fn model_loaded(&self, model: &str, backend: &str, took: Duration) {
+    /// A model version was loaded on `backend` in `took`, growing the
+    /// resident memory by `bytes`.
+    pub fn model_load(
+        &self,
+        model: &str,
+        version: &str,
+        backend: &str,
+        took: Duration,
+        bytes: u64,
+    ) {
         self.model_load_seconds
             .get_or_create(&ModelLabels {
                 model: model.to_string(),
                 backend: backend.to_string(),
             })
             .set(took.as_secs_f64());
+        self.model_loads
+            .get_or_create(&OutcomeLabels {
+                model: model.to_string(),
+                outcome: "loaded".into(),
+            })
+            .inc();
+        let labels = VersionLabels {
+            model: model.to_string(),
+            version: version.to_string(),
+        };
+        self.model_loaded.get_or_create(&labels).set(1);
+        self.model_resident_bytes
+            .get_or_create(&labels)
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    pub fn model_load_failed(&self, model: &str) {
+        self.model_loads
+            .get_or_create(&OutcomeLabels {
+                model: model.to_string(),
+                outcome: "failed".into(),
+            })
+            .inc();
+    }
+
+    /// A model version was unloaded, for `why` (see [`OutcomeLabels`]).
+    pub fn model_unload(&self, model: &str, version: &str, why: &str) {
+        self.model_unloads
+            .get_or_create(&OutcomeLabels {
+                model: model.to_string(),
+                outcome: why.to_string(),
+            })
+            .inc();
+        let labels = VersionLabels {
+            model: model.to_string(),
+            version: version.to_string(),
+        };
+        self.model_loaded.get_or_create(&labels).set(0);
+        self.model_resident_bytes.get_or_create(&labels).set(0);
+    }
+
+    /// A model version's load was replaced by a new load of it (its files
+    /// changed): counted as retired; the gauges are the new load's.
+    pub fn model_replaced(&self, model: &str) {
+        self.model_unloads
+            .get_or_create(&OutcomeLabels {
+                model: model.to_string(),
+                outcome: "retired".into(),
+            })
+            .inc();
+    }
+
+    /// A request waited `seconds` for `model` to load.
+    pub fn model_load_waited(&self, model: &str, seconds: f64) {
+        self.model_load_wait_seconds
+            .get_or_create(&NameLabels {
+                model: model.to_string(),
+            })
+            .observe(seconds);
     }
 
     /// The gauge of requests waiting for an instance.
@@ -254,7 +384,8 @@ mod tests {
         let guard = component.instance();
         component.instantiation_seconds.observe(0.000_05);
         metrics.compute("m", "tract").observe(0.02);
-        metrics.model_loaded("m", "tract", Duration::from_millis(1500));
+        metrics.model_load("m", "1", "tract", Duration::from_millis(1500), 3 << 20);
+        metrics.model_load_waited("m", 0.5);
         let text = metrics.render();
         for expected in [
             r#"wasi_infer_requests_total{route="/classify/...",component="image-classify",status="200"} 1"#,
@@ -264,6 +395,10 @@ mod tests {
             r#"wasi_infer_instantiation_duration_seconds_count{component="image-classify"} 1"#,
             r#"wasi_infer_compute_duration_seconds_count{model="m",backend="tract"} 1"#,
             r#"wasi_infer_model_load_duration_seconds{model="m",backend="tract"} 1.5"#,
+            r#"wasi_infer_model_loads_total{model="m",outcome="loaded"} 1"#,
+            r#"wasi_infer_model_loaded{model="m",version="1"} 1"#,
+            r#"wasi_infer_model_resident_bytes{model="m",version="1"} 3145728"#,
+            r#"wasi_infer_model_load_wait_seconds_count{model="m"} 1"#,
             "# EOF",
         ] {
             assert!(text.contains(expected), "{expected} not in:\n{text}");

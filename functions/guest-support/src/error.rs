@@ -49,6 +49,12 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, message)
     }
+
+    /// 503, with `Retry-After`: what was asked for exists but cannot be had
+    /// now (a model that failed to load, or that has no room to load).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, message)
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -60,6 +66,9 @@ impl IntoResponse for ApiError {
             .header("content-type", "application/json");
         if let Some(allow) = self.allow {
             builder.header("allow", allow);
+        }
+        if self.status == 503 {
+            builder.header("retry-after", "1");
         }
         builder.body(body).build()
     }

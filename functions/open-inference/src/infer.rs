@@ -394,12 +394,12 @@ pub fn nn_inputs(inputs: Vec<PlannedInput<'_>>) -> Vec<nn::Input> {
         .collect()
 }
 
-/// The version a response names: the one asked for, or the model's first.
-/// The host gives every model a version ("1" when its model.toml names none);
-/// "1" stands in if a host ever gives none.
-pub fn version<'m>(model: &'m ModelMetadata, asked: Option<&'m str>) -> &'m str {
-    asked
-        .or_else(|| model.versions.first().map(String::as_str))
+/// The version a response names: the one that served it, or else the
+/// model's newest. The host gives every model a version ("1" when its
+/// model.toml names none); "1" stands in if a host ever gives none.
+pub fn version<'m>(model: &'m ModelMetadata, served: Option<&'m str>) -> &'m str {
+    served
+        .or_else(|| model.versions.last().map(String::as_str))
         .unwrap_or("1")
 }
 

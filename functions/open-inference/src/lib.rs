@@ -69,10 +69,10 @@ fn serve(req: Request) -> Result<Response, ApiError> {
             let model = find_model(models::get_model(name), name, version)?;
             match action {
                 ModelAction::Metadata => json(200, &protocol::ModelMetadataResponse::from(&model)),
-                // A model the host lists is loaded: it is as ready as the
-                // server, which is not while it shuts down.
+                // Ready: the server is, and the model is loaded or loads on
+                // its first request (not failed, not unloaded).
                 ModelAction::Ready => {
-                    let ready = models::ready();
+                    let ready = models::model_ready(name, version);
                     json(
                         status_of(ready),
                         &serde_json::json!({ "name": model.name, "ready": ready }),
@@ -161,10 +161,20 @@ fn infer(req: Request, model: &ModelMetadata, version: Option<&str>) -> Result<R
     drop(request);
     drop(body);
 
-    let results = nn::compute(&model.name, inputs)?;
+    // `NAME@VERSION` loads that version; `NAME` the newest ready one, which
+    // the host then names (a reload may switch versions at any moment).
+    let target = match version {
+        Some(version) => format!("{}@{version}", model.name),
+        None => model.name.clone(),
+    };
+    let results = nn::compute(&target, inputs)?;
+    let served = match version {
+        Some(version) => Some(version.to_string()),
+        None => models::loaded_version(&model.name),
+    };
     let answer = infer::respond(
         model,
-        infer::version(model, version),
+        infer::version(model, served.as_deref()),
         id.as_deref(),
         &outputs,
         &results,

@@ -17,7 +17,7 @@ use crate::manifest::{
 };
 use crate::nn::ModelRepository;
 use crate::nn::model_config::Task;
-use crate::nn::repository;
+use crate::nn::store::scan;
 
 use super::AppError;
 
@@ -70,6 +70,10 @@ pub struct BuiltinApp {
     pub components: BTreeMap<String, &'static [u8]>,
 }
 
+/// The built-in component that may load any model of the repository, those
+/// added while it serves included (the protocol serves every model).
+pub const ANY_MODEL: &str = OPEN_INFERENCE.id;
+
 impl BuiltinApp {
     pub fn new(repository: &ModelRepository) -> Result<Self, AppError> {
         let names = repository.names()?;
@@ -85,7 +89,14 @@ impl BuiltinApp {
             let dir = repository
                 .model_dir(name)
                 .expect("the repository lists only the models it holds");
-            match repository::load_config(&dir)?.task {
+            // Its newest version's task (a model whose configuration is
+            // broken is served by the protocol alone, which says why).
+            let task = scan::scan(&dir)
+                .ok()
+                .and_then(|model| model.versions.into_iter().next_back())
+                .and_then(|version| version.config.ok())
+                .and_then(|config| config.task);
+            match task {
                 Some(Task::ImageClassification) => classifiers.push(name.clone()),
                 Some(Task::TextEmbedding) => embedders.push(name.clone()),
                 None => {}

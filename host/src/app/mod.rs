@@ -26,14 +26,19 @@ use crate::http::admission::Admission;
 use crate::http::body;
 use crate::http::body::BodyError;
 use crate::http::body_budget::{BodyBudget, Reservation};
+use crate::http::repository::{AdminToken, RepositoryApi};
 use crate::json_error;
 use crate::limits::Limits;
 use crate::manifest::outbound::{AllowedHost, OutboundPolicy};
 use crate::manifest::{ComponentSpec, Manifest, ManifestError};
 use crate::metrics::Metrics;
+use crate::nn::auto_choice::AutoChoices;
+use crate::nn::model_config::LoadPolicy;
+use crate::nn::store::{self, StartStep};
 use crate::nn::threads::InferenceThreads;
 use crate::nn::{
-    BackendKind, LoadedModel, ModelError, ModelProgress, ModelRegistry, ModelRepository,
+    AllowedModels, BackendKind, ComponentModels, ModelError, ModelRepository, ModelStore,
+    ServedModel, StoreOptions,
 };
 use crate::runtime::component::FunctionError;
 use crate::runtime::{
@@ -58,6 +63,20 @@ pub struct AppOptions {
     pub model_name: Option<String>,
     /// Run every model on this backend instead of the one its `model.toml` asks for.
     pub backend: Option<BackendKind>,
+    /// When models whose `model.toml` does not say are loaded (`--load`).
+    pub default_load: LoadPolicy,
+    /// Load every model the application may use before it is ready, even
+    /// those that load on demand (`wasi-infer check`).
+    pub load_everything: bool,
+    /// Resident bytes the loaded models may hold together
+    /// (`--model-memory-budget`).
+    pub model_memory_budget: Option<u64>,
+    /// Reload a model whose folder changes, once it has stayed the same for
+    /// this long (`--watch`).
+    pub watch: Option<Duration>,
+    /// The bearer token of the repository API (`/v2/repository/...`), which
+    /// is off without one.
+    pub admin_token: Option<AdminToken>,
     pub limits: Limits,
     /// Keep compiled components here between runs; `None` compiles every time.
     pub compile_cache: Option<CompileCache>,
@@ -91,6 +110,11 @@ impl AppOptions {
             models_dir,
             model_name: None,
             backend: None,
+            default_load: LoadPolicy::default(),
+            load_everything: false,
+            model_memory_budget: None,
+            watch: None,
+            admin_token: None,
             limits: Limits::default(),
             compile_cache: None,
             precompiled: Arc::default(),
@@ -99,9 +123,12 @@ impl AppOptions {
         }
     }
 
-    /// The manifest, its model repository, and the bytes of the components
-    /// that are not files (the built-in application's).
-    fn application(&self) -> Result<(Manifest, ModelRepository, Embedded), AppError> {
+    /// The manifest, its model repository, the bytes of the components
+    /// that are not files (the built-in application's), and the component
+    /// that may load any model, if any.
+    fn application(
+        &self,
+    ) -> Result<(Manifest, ModelRepository, Embedded, Option<&'static str>), AppError> {
         match &self.manifest {
             Some(path) => {
                 let manifest = Manifest::load(path)?;
@@ -110,7 +137,7 @@ impl AppOptions {
                     .clone()
                     .unwrap_or_else(|| manifest.base_dir.join("models"));
                 let repository = ModelRepository::open(&dir, self.model_name.as_deref())?;
-                Ok((manifest, repository, BTreeMap::new()))
+                Ok((manifest, repository, BTreeMap::new(), None))
             }
             None => {
                 let dir = self.models_dir.as_deref().ok_or_else(|| {
@@ -118,8 +145,28 @@ impl AppOptions {
                 })?;
                 let repository = ModelRepository::open(dir, self.model_name.as_deref())?;
                 let builtin = BuiltinApp::new(&repository)?;
-                Ok((builtin.manifest, repository, builtin.components))
+                Ok((
+                    builtin.manifest,
+                    repository,
+                    builtin.components,
+                    Some(builtin::ANY_MODEL),
+                ))
             }
+        }
+    }
+
+    /// How the model store loads models.
+    fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            force: self.backend,
+            default_load: self.default_load,
+            budget: self.model_memory_budget,
+            bounds: self.limits.input_bounds(),
+            everything_at_start: self.load_everything,
+            choices: self
+                .compile_cache
+                .as_ref()
+                .map(|cache| AutoChoices::new(cache.dir().join("backend-choices"))),
         }
     }
 }
@@ -138,7 +185,7 @@ pub enum LoadStep<'a> {
         name: &'a str,
     },
     ModelLoaded {
-        model: &'a LoadedModel,
+        model: &'a ServedModel,
     },
     ComponentCompiling {
         id: &'a str,
@@ -162,12 +209,7 @@ pub struct LogLoadSteps;
 impl LoadObserver for LogLoadSteps {
     fn step(&self, step: LoadStep<'_>) {
         match step {
-            LoadStep::ModelLoaded { model } => tracing::info!(
-                model = %model.name,
-                backend = %model.backend,
-                load_ms = model.load_time.as_millis() as u64,
-                "model loaded"
-            ),
+            // The model store logs every load, on demand ones too.
             LoadStep::ComponentReady {
                 id,
                 world,
@@ -182,6 +224,7 @@ impl LoadObserver for LogLoadSteps {
             ),
             LoadStep::Plan { .. }
             | LoadStep::ModelLoading { .. }
+            | LoadStep::ModelLoaded { .. }
             | LoadStep::ComponentCompiling { .. } => {}
         }
     }
@@ -211,7 +254,10 @@ pub enum AppError {
 
 pub struct App {
     pub manifest: Manifest,
-    pub models: ModelRegistry,
+    /// The models served, loaded or not.
+    pub models: Arc<ModelStore>,
+    /// The repository API (`/v2/repository/...`), when it is on.
+    repository_api: Option<RepositoryApi>,
     /// Where requests go, from clients and from the components themselves.
     routes: Arc<Routes>,
     pub components: Vec<Arc<ComponentRuntime>>,
@@ -244,7 +290,7 @@ impl App {
         if let Some(cache) = &options.compile_cache {
             cache.check_trusted()?;
         }
-        let (manifest, repository, embedded) = options.application()?;
+        let (manifest, repository, embedded, any_model) = options.application()?;
 
         // Cheap checks first: a missing variable should not wait for the models.
         let values =
@@ -265,21 +311,23 @@ impl App {
                 wanted.insert(name.as_str());
             }
         }
+        let models =
+            ModelStore::open(repository, options.store_options(), options.metrics.clone())?;
         observer.step(LoadStep::Plan {
-            models: wanted.len(),
+            models: wanted.iter().filter(|n| models.loads_at_start(n)).count(),
             components: manifest.components.len(),
         });
-        let models = ModelRegistry::load_each(&repository, wanted, options.backend, |progress| {
-            observer.step(match progress {
-                ModelProgress::Loading(name) => LoadStep::ModelLoading { name },
-                ModelProgress::Loaded(model) => LoadStep::ModelLoaded { model },
+        models.load_at_start(wanted, |step| {
+            observer.step(match step {
+                StartStep::Loading(name) => LoadStep::ModelLoading { name },
+                StartStep::Loaded(model) => LoadStep::ModelLoaded { model },
             })
         })?;
-        for model in models.iter() {
-            let backend = model.backend.to_string();
-            options
-                .metrics
-                .model_loaded(&model.name, &backend, model.load_time);
+        if let Some(debounce) = options.watch {
+            // Looked at every second, or as often as the debounce when shorter.
+            let every = debounce.min(Duration::from_secs(1));
+            store::watch::start(&models, every, debounce)
+                .map_err(|e| AppError::Runtime(format!("cannot watch the models: {e}")))?;
         }
 
         let runtime =
@@ -323,11 +371,14 @@ impl App {
                 files: staged.preopens,
                 environment: spec.environment.clone().into_iter().collect(),
                 variables: render_component_variables(&spec.variables, &values),
-                models: models.for_component(
-                    &spec.ai_models,
-                    options.limits.input_bounds(),
-                    &threads,
-                    &options.metrics,
+                models: ComponentModels::new(
+                    models.clone(),
+                    if any_model == Some(spec.id.as_str()) {
+                        AllowedModels::Any
+                    } else {
+                        AllowedModels::named(&spec.ai_models)
+                    },
+                    threads.clone(),
                 ),
                 limits: options.limits.clone(),
                 metrics: options.metrics.component(&spec.id),
@@ -362,6 +413,10 @@ impl App {
         options.health.set_loaded();
         Ok(Self {
             manifest,
+            repository_api: options
+                .admin_token
+                .clone()
+                .map(|token| RepositoryApi::new(models.clone(), token)),
             models,
             routes,
             components,
@@ -439,6 +494,13 @@ impl App {
             }
         };
         let path = request.uri().path().to_string();
+        let request = match &self.repository_api {
+            Some(api) => match api.handle(request).await {
+                Ok(response) => return (response, None),
+                Err(request) => request,
+            },
+            None => request,
+        };
         let Some(matched) = self.routes.route(&path) else {
             let error = json_error(StatusCode::NOT_FOUND, format!("no route for {path}"));
             return (error, None);

@@ -49,7 +49,7 @@ fn report(app: &App) -> String {
         let _ = writeln!(out, "  {:<width$}  -> {target}", route.label());
     }
     let _ = writeln!(out, "models:");
-    for model in app.models.iter() {
+    for model in app.models.loaded() {
         let tensors = |list: &[TensorInfo]| {
             list.iter()
                 .map(|t| {
@@ -63,11 +63,11 @@ fn report(app: &App) -> String {
             out,
             "  {} (version {}) on {}, loaded in {:.2} s: {} -> {}",
             model.name,
-            model.config.version,
+            model.version,
             model.backend,
             model.load_time.as_secs_f64(),
-            tensors(&model.interface().inputs),
-            tensors(&model.interface().outputs),
+            tensors(&model.own_interface().inputs),
+            tensors(&model.own_interface().outputs),
         );
     }
     let shadowed: Vec<String> = HOST_PATHS

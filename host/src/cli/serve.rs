@@ -4,11 +4,14 @@
 //! container platforms configure programs.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use wasi_infer::http::repository::AdminToken;
 use wasi_infer::http::server::Frontend;
+use wasi_infer::nn::model_config::LoadPolicy;
 use wasi_infer::{App, AppOptions, Limits, LoadObserver};
 
 use super::units;
@@ -140,6 +143,60 @@ impl LimitArgs {
     }
 }
 
+/// When models load, how much memory they may hold, and who may change them.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Models")]
+pub struct ModelArgs {
+    /// When models whose model.toml says no `load` are loaded: before the
+    /// server is ready, or on their first request [default: startup].
+    #[arg(long, env = "WASI_INFER_LOAD", value_enum)]
+    load: Option<LoadArg>,
+    /// Resident memory all loaded models may hold together. A load that
+    /// would go past it first unloads the least recently used idle models;
+    /// when every model is busy, the request gets 503. Models that do not fit
+    /// at start-up load on demand [default: no bound].
+    #[arg(long, env = "WASI_INFER_MODEL_MEMORY_BUDGET", value_parser = units::parse_size)]
+    model_memory_budget: Option<usize>,
+    /// Reload a model when its folder changes (a new or changed version, a
+    /// new model folder), once it has stayed the same for --watch-debounce.
+    #[arg(long, env = "WASI_INFER_WATCH")]
+    watch: bool,
+    /// How long a changed model folder must stay the same before it is
+    /// reloaded (a copy in progress is not loaded half-written) [default: 2s].
+    #[arg(long, env = "WASI_INFER_WATCH_DEBOUNCE", value_parser = units::parse_duration, requires = "watch")]
+    watch_debounce: Option<Duration>,
+    /// Turns on the model repository API (POST /v2/repository/index,
+    /// /v2/repository/models/<name>/load and .../unload) for requests that
+    /// carry the token in this file (Authorization: Bearer <token>).
+    #[arg(long, env = "WASI_INFER_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LoadArg {
+    Startup,
+    OnDemand,
+}
+
+impl ModelArgs {
+    pub fn apply(&self, options: &mut AppOptions) -> anyhow::Result<()> {
+        if let Some(load) = self.load {
+            options.default_load = match load {
+                LoadArg::Startup => LoadPolicy::Startup,
+                LoadArg::OnDemand => LoadPolicy::OnDemand,
+            };
+        }
+        options.model_memory_budget = self.model_memory_budget.map(|b| b as u64);
+        if self.watch {
+            options.watch = Some(self.watch_debounce.unwrap_or(Duration::from_secs(2)));
+        }
+        if let Some(path) = &self.admin_token_file {
+            options.admin_token = Some(AdminToken::from_file(path).map_err(anyhow::Error::msg)?);
+        }
+        Ok(())
+    }
+}
+
 /// Listens at once, loads the application while answering health checks
 /// (live, not ready), then serves it. `listening on` is printed on stdout
 /// when it is ready to serve.
@@ -176,8 +233,8 @@ pub fn serve(
         tokio::select! {
             loaded = &mut loading => {
                 let app = loaded.context("loading the application panicked")??;
-                for model in app.models.iter() {
-                    tracing::info!(model = %model.name, backend = %model.backend, "serving model");
+                for model in app.models.loaded() {
+                    tracing::info!(model = %model.name, version = %model.version, backend = %model.backend, "serving model");
                 }
                 // The last line of the start-up log, written before the
                 // announcement below (a reader of both knows it has them all).

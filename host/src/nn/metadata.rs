@@ -3,13 +3,13 @@
 //! themselves, and whether the server is ready. The Open Inference Protocol
 //! function describes any model through it.
 
-use std::sync::Arc;
-
 use wasmtime::component::HasData;
 
+use super::ComponentModels;
 use super::interface::{DataType, TensorInfo};
+use super::store::ModelDescription;
 use super::tensor::ElementType;
-use super::{ComponentModels, ServedModel};
+use super::wit::InstanceNn;
 use crate::health::Health;
 
 mod generated {
@@ -26,6 +26,8 @@ use generated::wasi_infer::models::metadata::{
 /// What the interface reads, borrowed from the instance's state.
 pub struct MetadataView<'a> {
     pub models: &'a ComponentModels,
+    /// The instance's wasi-nn state: which versions its loads got.
+    pub nn: &'a InstanceNn,
     pub health: &'a Health,
 }
 
@@ -45,15 +47,34 @@ pub fn add_to_linker<T: 'static>(
 
 impl metadata::Host for MetadataView<'_> {
     fn list_models(&mut self) -> Vec<ModelMetadata> {
-        self.models.iter().map(describe).collect()
+        let store = self.models.store();
+        self.models
+            .names()
+            .iter()
+            .filter_map(|name| store.describe(name))
+            .map(|model| describe(&model))
+            .collect()
     }
 
     fn get_model(&mut self, name: String) -> Option<ModelMetadata> {
-        self.models.get(&name).map(describe)
+        if !self.models.allows(&name) {
+            return None;
+        }
+        self.models.store().describe(&name).map(|m| describe(&m))
+    }
+
+    fn model_ready(&mut self, name: String, version: Option<String>) -> bool {
+        self.health.is_ready()
+            && self.models.allows(&name)
+            && self.models.store().is_ready(&name, version.as_deref())
     }
 
     fn ready(&mut self) -> bool {
         self.health.is_ready()
+    }
+
+    fn loaded_version(&mut self, name: String) -> Option<String> {
+        self.nn.loaded_version(&name).map(str::to_string)
     }
 
     fn server(&mut self) -> ServerMetadata {
@@ -64,7 +85,7 @@ impl metadata::Host for MetadataView<'_> {
     }
 }
 
-fn describe(model: &Arc<ServedModel>) -> ModelMetadata {
+fn describe(model: &ModelDescription) -> ModelMetadata {
     let tensors = |tensors: &[TensorInfo]| {
         tensors
             .iter()
@@ -77,8 +98,8 @@ fn describe(model: &Arc<ServedModel>) -> ModelMetadata {
     };
     ModelMetadata {
         name: model.name.clone(),
-        versions: vec![model.version.clone()],
-        platform: model.backend.to_string(),
+        versions: model.versions.clone(),
+        platform: model.platform.clone(),
         description: model.description.clone(),
         inputs: tensors(&model.interface.inputs),
         outputs: tensors(&model.interface.outputs),

@@ -1,4 +1,4 @@
-//! wasi-nn for functions: the model repository, loaded once at start-up and
+//! wasi-nn for functions: the model repository, its models loaded once and
 //! shared by every request, and the backends that run the models.
 //!
 //! - [`repository`] finds models by name (a folder of model folders, or one);
@@ -10,12 +10,15 @@
 //!   per backend, are where a tensor meets a backend.
 //! - [`threads`] runs functions' inferences on threads of their own, which
 //!   [`cancel`] stops when no one waits for them any more.
-//! - [`ModelRegistry`] loads the models and picks their backends; [`ComponentModels`]
-//!   is the subset one component may load.
+//! - [`store`] holds the models served: their versions, when each is loaded
+//!   (at start-up or on demand), the memory budget, reloads; [`LoadedModel`]
+//!   loads one and picks its backend; [`ComponentModels`] is what one
+//!   component may load.
 //! - [`wit`] is wasi-nn as functions call it, within the limits of an instance;
 //!   [`metadata`] is what functions may learn of their models
 //!   (`wasi-infer:models/metadata`).
 
+pub mod auto_choice;
 pub mod backend;
 pub mod bounds;
 pub mod cancel;
@@ -28,12 +31,13 @@ pub mod openvino;
 mod pool;
 pub mod repository;
 pub mod runner;
+pub mod store;
 pub mod tensor;
 pub mod threads;
 pub mod tract;
 pub mod wit;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +46,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
 use crate::metrics::Metrics;
+use auto_choice::AutoChoices;
 pub use backend::BackendKind;
 pub use bounds::{BoundDefaults, InputBounds};
 use cancel::Cancel;
@@ -49,6 +54,8 @@ pub use interface::ModelInterface;
 use model_config::{BackendChoice, ModelConfig};
 pub use repository::ModelRepository;
 pub use runner::Runner;
+use store::memory::Charge;
+pub use store::{ModelStore, StoreOptions, Unavailable};
 use threads::InferenceThreads;
 
 #[derive(Debug, thiserror::Error)]
@@ -90,9 +97,21 @@ impl LoadedModel {
     /// Loads the model in `dir` (named `name`) on the backend `force`, or the
     /// one its `model.toml` asks for.
     pub fn load(name: &str, dir: &Path, force: Option<BackendKind>) -> Result<Self, ModelError> {
-        let started = Instant::now();
         let config = repository::load_config(dir)?;
-        let (backend, runner) = select_backend(name, dir, &config, force)?;
+        Self::load_with(name, dir, config, force, None)
+    }
+
+    /// Loads the model `config` describes, its files in `dir`; for
+    /// `backend = "auto"`, the backend `choices` remembers for it, if any.
+    pub fn load_with(
+        name: &str,
+        dir: &Path,
+        config: ModelConfig,
+        force: Option<BackendKind>,
+        choices: Option<&AutoChoices>,
+    ) -> Result<Self, ModelError> {
+        let started = Instant::now();
+        let (backend, runner) = select_backend(name, dir, &config, force, choices)?;
         Ok(LoadedModel {
             name: name.to_string(),
             dir: dir.to_path_buf(),
@@ -115,121 +134,14 @@ impl LoadedModel {
         self.runner.run(inputs, &Cancel::new())
     }
 
+    /// Waits for the work the backend still does after loading.
+    pub fn settle(&self) {
+        self.runner.settle();
+    }
+
     /// How large the inputs of a request may be, with the server's `defaults`.
     pub fn bounds(&self, defaults: BoundDefaults) -> InputBounds {
         InputBounds::new(&self.name, self.interface(), &self.config, defaults)
-    }
-}
-
-/// Where [`ModelRegistry::load_each`] is.
-pub enum ModelProgress<'a> {
-    Loading(&'a str),
-    Loaded(&'a LoadedModel),
-}
-
-/// Every model of a repository directory (`models/<name>/model.toml`), loaded.
-#[derive(Default)]
-pub struct ModelRegistry {
-    models: BTreeMap<String, LoadedModel>,
-}
-
-impl ModelRegistry {
-    /// Loads the models of `repository` whose names are in `names`. `force`
-    /// runs all of them on one backend instead of the one each `model.toml`
-    /// asks for.
-    pub fn load<'a>(
-        repository: &ModelRepository,
-        names: impl IntoIterator<Item = &'a str>,
-        force: Option<BackendKind>,
-    ) -> Result<Self, ModelError> {
-        // One model at a time: each backend already builds a model's sessions
-        // in parallel, and loading models side by side on a small machine was
-        // slower than one after the other (and would disturb auto's trials).
-        Self::load_each(repository, names, force, |progress| {
-            if let ModelProgress::Loaded(model) = progress {
-                tracing::info!(
-                    model = %model.name,
-                    backend = %model.backend,
-                    load_ms = model.load_time.as_millis() as u64,
-                    "model loaded"
-                );
-            }
-        })
-    }
-
-    /// [`ModelRegistry::load`], telling `progress` of each model as it starts
-    /// and as it is loaded.
-    pub fn load_each<'a>(
-        repository: &ModelRepository,
-        names: impl IntoIterator<Item = &'a str>,
-        force: Option<BackendKind>,
-        mut progress: impl FnMut(ModelProgress<'_>),
-    ) -> Result<Self, ModelError> {
-        let mut names: Vec<&str> = names.into_iter().collect();
-        names.sort_unstable();
-        names.dedup();
-        let mut models = BTreeMap::new();
-        for name in names {
-            progress(ModelProgress::Loading(name));
-            let dir = repository
-                .model_dir(name)
-                .ok_or_else(|| ModelError::Config {
-                    path: repository.path().to_path_buf(),
-                    problem: format!("no model {name:?} in the repository"),
-                })?;
-            let model = LoadedModel::load(name, &dir, force)?;
-            progress(ModelProgress::Loaded(&model));
-            models.insert(model.name.clone(), model);
-        }
-        Ok(Self { models })
-    }
-
-    pub fn get(&self, name: &str) -> Option<&LoadedModel> {
-        self.models.get(name)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &LoadedModel> {
-        self.models.values()
-    }
-
-    /// The models a component may load by name, held to the input bounds
-    /// `defaults` completes, run on `threads`, and recording their compute
-    /// times in `metrics`. Unknown names are the caller's to reject (the
-    /// manifest check does).
-    pub fn for_component(
-        &self,
-        allowed: &[String],
-        defaults: BoundDefaults,
-        threads: &Arc<InferenceThreads>,
-        metrics: &Metrics,
-    ) -> ComponentModels {
-        let mut names: Vec<&String> = allowed.iter().collect();
-        names.sort_unstable();
-        names.dedup();
-        let models = names
-            .into_iter()
-            .filter_map(|name| {
-                let model = self.models.get(name)?;
-                let bounds = model.bounds(defaults);
-                let interface = model
-                    .interface()
-                    .with_pins(&model.config.inputs, &model.config.outputs);
-                Some(Arc::new(ServedModel {
-                    name: name.clone(),
-                    version: model.config.version.clone(),
-                    description: model.config.description.clone(),
-                    backend: model.backend,
-                    interface,
-                    bounds,
-                    runner: model.runner.clone(),
-                    compute_seconds: metrics.compute(name, &model.backend.to_string()),
-                }))
-            })
-            .collect();
-        ComponentModels {
-            models,
-            threads: threads.clone(),
-        }
     }
 }
 
@@ -239,13 +151,37 @@ fn select_backend(
     dir: &Path,
     config: &ModelConfig,
     force: Option<BackendKind>,
+    choices: Option<&AutoChoices>,
 ) -> Result<(BackendKind, Arc<dyn Runner>), ModelError> {
     let wanted = match (force, config.backend) {
         (Some(kind), _) => kind,
         (None, BackendChoice::Onnxruntime) => BackendKind::OnnxRuntime,
         (None, BackendChoice::Openvino) => BackendKind::OpenVino,
         (None, BackendChoice::Tract) => BackendKind::Tract,
-        (None, BackendChoice::Auto) => return race(name, dir, config),
+        (None, BackendChoice::Auto) => {
+            let key = choices.and_then(|c| Some((c, c.key(dir, config)?)));
+            if let Some((choices, key)) = &key
+                && let Some(kind) = choices.get(key)
+                && kind.reads(config.format)
+                && kind.availability().is_ok()
+            {
+                match backend::load(kind, name, dir, config) {
+                    Ok(runner) => {
+                        tracing::info!(model = name, backend = %kind, "auto: the backend its trials chose before (remembered in the cache)");
+                        return Ok((kind, runner));
+                    }
+                    Err(e) => tracing::warn!(
+                        model = name,
+                        "auto: the backend chosen before fails now ({e}); timing them again"
+                    ),
+                }
+            }
+            let (kind, runner, trials) = race(name, dir, config)?;
+            if let (Some((choices, key)), Some(trials)) = (&key, trials) {
+                choices.put(key, kind, &trials);
+            }
+            return Ok((kind, runner));
+        }
     };
     wanted
         .availability()
@@ -262,11 +198,11 @@ fn select_backend(
 /// no native backend can run the model: it was the slowest on every model we
 /// measured (2-70x), and optimising a large model for it takes seconds of
 /// start-up.
-fn race(
-    name: &str,
-    dir: &Path,
-    config: &ModelConfig,
-) -> Result<(BackendKind, Arc<dyn Runner>), ModelError> {
+/// A backend picked by `auto`, the model loaded on it, and the trials that
+/// chose it when there were any (two backends or more).
+type Raced = (BackendKind, Arc<dyn Runner>, Option<String>);
+
+fn race(name: &str, dir: &Path, config: &ModelConfig) -> Result<Raced, ModelError> {
     let mut candidates = Vec::new();
     let mut reasons = Vec::new();
     let mut try_load = |kind: BackendKind, candidates: &mut Vec<_>| {
@@ -300,7 +236,7 @@ fn race(
         1 => {
             let (kind, runner) = candidates.remove(0);
             tracing::info!(model = name, backend = %kind, "auto: the only backend available for this model");
-            Ok((kind, runner))
+            Ok((kind, runner, None))
         }
         _ => {
             // A backend whose trial fails is kept, last: the trial's zero
@@ -328,9 +264,11 @@ fn race(
                     None => format!("{kind} failed"),
                 })
                 .collect();
-            let (_, kind, runner) = timed.remove(0);
-            tracing::info!(model = name, backend = %kind, trials = %trials.join(", "), "auto: fastest backend chosen");
-            Ok((kind, runner))
+            let (time, kind, runner) = timed.remove(0);
+            let trials = trials.join(", ");
+            tracing::info!(model = name, backend = %kind, %trials, "auto: fastest backend chosen");
+            // A choice made by a failed trial is not one to remember.
+            Ok((kind, runner, time.is_some().then_some(trials)))
         }
     }
 }
@@ -370,8 +308,10 @@ fn time_inference(runner: &dyn Runner, inputs: &[NamedTensor]) -> Result<Duratio
     Ok(best)
 }
 
-/// A loaded model as functions see it: what it says it is, how large its
-/// inputs may be, what runs it and where its compute times go.
+/// A loaded version of a model as functions see it: what it says it is,
+/// how large its inputs may be, what runs it and where its compute times go.
+/// Requests hold it while they use it: a version unloaded (evicted, retired
+/// by a reload) lives on until the last of them is done.
 pub struct ServedModel {
     pub name: String,
     pub version: String,
@@ -382,24 +322,126 @@ pub struct ServedModel {
     pub bounds: InputBounds,
     runner: Arc<dyn Runner>,
     pub compute_seconds: Histogram,
+    pub config: ModelConfig,
+    pub load_time: Duration,
+    /// Its resident memory, charged to the store's budget while it lives.
+    charge: Charge,
 }
 
-/// The models one component may load by name: only those in its
-/// `ai_models`, in name order, and the threads that run them. Shared by all
-/// of the component's instances.
+impl ServedModel {
+    fn new(model: LoadedModel, charge: Charge, defaults: BoundDefaults, metrics: &Metrics) -> Self {
+        let bounds = model.bounds(defaults);
+        let interface = model
+            .interface()
+            .with_pins(&model.config.inputs, &model.config.outputs);
+        Self {
+            compute_seconds: metrics.compute(&model.name, &model.backend.to_string()),
+            name: model.name,
+            version: model.config.version.clone(),
+            description: model.config.description.clone(),
+            backend: model.backend,
+            interface,
+            bounds,
+            runner: model.runner,
+            config: model.config,
+            load_time: model.load_time,
+            charge,
+        }
+    }
+
+    /// Its inputs and outputs as the model itself states them (dynamic
+    /// dimensions left dynamic).
+    pub fn own_interface(&self) -> &ModelInterface {
+        self.runner.interface()
+    }
+
+    /// What loading it grew the process's resident memory by (at least its
+    /// files' size).
+    pub fn resident_bytes(&self) -> u64 {
+        self.charge.bytes()
+    }
+}
+
+/// Which models a component may load: those of its `ai_models`, or, for
+/// the built-in application, every model of the repository.
+#[derive(Clone, Debug)]
+pub enum AllowedModels {
+    Named(Arc<BTreeSet<String>>),
+    Any,
+}
+
+impl AllowedModels {
+    pub fn named<'a>(names: impl IntoIterator<Item = &'a String>) -> Self {
+        Self::Named(Arc::new(names.into_iter().cloned().collect()))
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            Self::Named(names) => names.contains(name),
+            Self::Any => true,
+        }
+    }
+}
+
+/// A model name as `load-by-name` takes it: `NAME`, or `NAME@VERSION` for
+/// one version (`@` is in no model name: see [`repository::is_model_name`]).
+pub fn split_version(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (name, None),
+    }
+}
+
+/// The models one component may load by name, and the threads that run
+/// them. Shared by all of the component's instances.
 #[derive(Clone)]
 pub struct ComponentModels {
-    models: Arc<[Arc<ServedModel>]>,
+    store: Arc<ModelStore>,
+    allowed: AllowedModels,
     threads: Arc<InferenceThreads>,
 }
 
 impl ComponentModels {
-    pub fn get(&self, name: &str) -> Option<&Arc<ServedModel>> {
-        self.models.iter().find(|model| model.name == name)
+    pub fn new(
+        store: Arc<ModelStore>,
+        allowed: AllowedModels,
+        threads: Arc<InferenceThreads>,
+    ) -> Self {
+        Self {
+            store,
+            allowed,
+            threads,
+        }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<ServedModel>> {
-        self.models.iter()
+    /// The models it may load, in name order.
+    pub fn names(&self) -> Vec<String> {
+        match &self.allowed {
+            AllowedModels::Named(names) => names
+                .iter()
+                .filter(|n| self.store.contains(n))
+                .cloned()
+                .collect(),
+            AllowedModels::Any => self.store.names(),
+        }
+    }
+
+    pub fn allows(&self, name: &str) -> bool {
+        self.allowed.allows(name)
+    }
+
+    pub fn store(&self) -> &Arc<ModelStore> {
+        &self.store
+    }
+
+    /// The model `name` (`NAME` or `NAME@VERSION`), loaded, if the
+    /// component may load it.
+    pub async fn acquire(&self, name: &str) -> Result<Arc<ServedModel>, Unavailable> {
+        let (model, version) = split_version(name);
+        if !self.allowed.allows(model) {
+            return Err(Unavailable::NoModel(model.to_string()));
+        }
+        self.store.acquire(model, version).await
     }
 
     /// Runs one inference of `model` on an inference thread, within its

@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::ModelError;
+use super::interface::{DataType, ModelInterface, TensorInfo};
 use super::tensor::ElementType;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -43,6 +44,85 @@ pub struct ModelConfig {
     /// Bounds on the inputs of one inference (see [`super::bounds`]).
     #[serde(default)]
     pub limits: InputLimits,
+    /// When the model is loaded: at start-up, or on its first request; the
+    /// server's `--load` when not said (see [`crate::nn::store`]).
+    #[serde(default)]
+    pub load: Option<LoadPolicy>,
+    /// Which of the version folders (`<model>/1/`, `<model>/2/`, ...) are
+    /// served; the newest one when not said. Read from the model folder's
+    /// `model.toml`, or else from the newest version's.
+    #[serde(default)]
+    pub version_policy: Option<VersionPolicy>,
+}
+
+/// `load`: when a model is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadPolicy {
+    /// Before the server reports ready.
+    #[default]
+    Startup,
+    /// On its first request, which waits for it (and so do the requests that
+    /// come while it loads: one load for all of them).
+    OnDemand,
+}
+
+impl LoadPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadPolicy::Startup => "startup",
+            LoadPolicy::OnDemand => "on-demand",
+        }
+    }
+}
+
+/// `version_policy`: which versions of a model are served, as Triton's
+/// `version_policy` says it: `"all"`, `{ latest = 2 }` or
+/// `{ specific = [1, 3] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum VersionPolicy {
+    All,
+    Latest(u32),
+    Specific(Vec<u64>),
+}
+
+impl Default for VersionPolicy {
+    fn default() -> Self {
+        VersionPolicy::Latest(1)
+    }
+}
+
+impl VersionPolicy {
+    /// The versions served of those there are (ascending): the newest `n`,
+    /// all, or the ones named that exist.
+    pub fn select(&self, versions: &[u64]) -> Vec<u64> {
+        match self {
+            VersionPolicy::All => versions.to_vec(),
+            VersionPolicy::Latest(n) => {
+                let skip = versions.len().saturating_sub(*n as usize);
+                versions[skip..].to_vec()
+            }
+            VersionPolicy::Specific(wanted) => versions
+                .iter()
+                .copied()
+                .filter(|v| wanted.contains(v))
+                .collect(),
+        }
+    }
+
+    /// What is wrong with it, if anything.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            VersionPolicy::Latest(0) => {
+                Err("version_policy = { latest = 0 } serves nothing: give at least 1".into())
+            }
+            VersionPolicy::Specific(v) if v.is_empty() => {
+                Err("version_policy = { specific = [] } serves nothing: name a version".into())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// `[limits]`: how large one inference's inputs may be. Work and memory grow
@@ -207,6 +287,17 @@ pub enum BackendChoice {
     Tract,
 }
 
+impl fmt::Display for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Onnxruntime => "onnxruntime",
+            BackendChoice::Openvino => "openvino",
+            BackendChoice::Tract => "tract",
+        })
+    }
+}
+
 /// A named tensor of the model's interface.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -284,6 +375,25 @@ impl ModelConfig {
         Ok(config)
     }
 
+    /// The inputs and outputs as declared here, for a model not loaded yet
+    /// (once loaded, the model's own, which agree with these).
+    pub fn declared_interface(&self) -> ModelInterface {
+        let infos = |specs: &[TensorSpec]| {
+            specs
+                .iter()
+                .map(|spec| TensorInfo {
+                    name: spec.name.clone(),
+                    ty: DataType::Known(spec.ty),
+                    shape: Some(spec.shape.clone()),
+                })
+                .collect()
+        };
+        ModelInterface {
+            inputs: infos(&self.inputs),
+            outputs: infos(&self.outputs),
+        }
+    }
+
     /// Whether the configuration is one the host can serve.
     pub fn check(&self) -> Result<(), String> {
         if self.inputs.is_empty() || self.outputs.is_empty() {
@@ -306,6 +416,9 @@ impl ModelConfig {
                 "version {:?}: use letters, digits, '.', '_' and '-'",
                 self.version
             ));
+        }
+        if let Some(policy) = &self.version_policy {
+            policy.check()?;
         }
         if self.onnxruntime.sessions == Some(0) || self.onnxruntime.intra_threads == Some(0) {
             return Err("[onnxruntime] sessions and intra_threads must be at least 1".into());

@@ -135,9 +135,44 @@ pub fn is_model_name(name: &str) -> bool {
     is_url_segment(name) && !name.starts_with('.')
 }
 
-/// Whether `dir` holds a model: a `model.toml`, or one ONNX file.
+/// Whether `dir` holds a model: a `model.toml`, one ONNX file, or version
+/// folders (`1/`, `2/`, ...).
 pub fn is_model_folder(dir: &Path) -> bool {
-    dir.join(MODEL_TOML).is_file() || matches!(onnx_files(dir).as_deref(), Ok([_]))
+    dir.join(MODEL_TOML).is_file()
+        || matches!(onnx_files(dir).as_deref(), Ok([_]))
+        || version_folders(dir).is_ok_and(|v| !v.is_empty())
+}
+
+/// The version folders of a model folder, as Triton's repository lays them
+/// out (`<model>/1/`, `<model>/2/`, ...: positive numbers without leading
+/// zeros), ascending. None: the folder is the model's one version.
+pub fn version_folders(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut versions: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().is_dir())
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| !name.starts_with('0'))
+        .filter_map(|name| name.parse::<u64>().ok())
+        .collect();
+    versions.sort_unstable();
+    Ok(versions)
+}
+
+/// The configuration of version `version` of the model in `model_dir`: the
+/// version folder's own `model.toml`, else the model folder's (its files
+/// then named relative to the version folder), else what the version's ONNX
+/// file says of itself. Its `version` is the folder's name.
+pub fn load_version_config(model_dir: &Path, version: u64) -> Result<ModelConfig, ModelError> {
+    let version_dir = model_dir.join(version.to_string());
+    let mut config = if version_dir.join(MODEL_TOML).is_file() {
+        ModelConfig::load(&version_dir)?
+    } else if model_dir.join(MODEL_TOML).is_file() {
+        ModelConfig::load(model_dir)?
+    } else {
+        load_config(&version_dir)?
+    };
+    config.version = version.to_string();
+    Ok(config)
 }
 
 /// The model in `dir`: its `model.toml`, or, without one, what its ONNX file
@@ -215,6 +250,8 @@ pub fn load_config(dir: &Path) -> Result<ModelConfig, ModelError> {
         onnxruntime: OnnxRuntimeSettings::default(),
         openvino: OpenVinoSettings::default(),
         limits: InputLimits::default(),
+        load: None,
+        version_policy: None,
     };
     config.check().map_err(invalid)?;
     Ok(config)

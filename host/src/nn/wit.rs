@@ -40,6 +40,8 @@ mod generated {
         },
         imports: {
             "wasi:nn/inference.[method]graph-execution-context.compute": async | trappable,
+            // A model not loaded yet loads while its request waits.
+            "wasi:nn/graph.load-by-name": async | trappable,
             default: trappable,
         },
         trappable_error_type: {
@@ -93,6 +95,8 @@ pub struct InstanceNn {
     held_bytes: usize,
     /// Fired when the instance is stopped: its inferences are cancelled.
     stop: Cancel,
+    /// The version each model's last load by name got (model, version).
+    loaded: Vec<(String, String)>,
 }
 
 impl InstanceNn {
@@ -103,11 +107,20 @@ impl InstanceNn {
             contexts: 0,
             held_bytes: 0,
             stop,
+            loaded: Vec::new(),
         }
     }
 
     pub fn models(&self) -> &ComponentModels {
         &self.models
+    }
+
+    /// The version the last load of `model` by name got.
+    pub fn loaded_version(&self, model: &str) -> Option<&str> {
+        self.loaded
+            .iter()
+            .find(|(name, _)| name == model)
+            .map(|(_, version)| version.as_str())
     }
 
     /// Charges `bytes` to the instance's budget, or traps it.
@@ -193,6 +206,12 @@ pub struct TensorBudgetExceeded {
 pub struct RankExceeded(pub usize);
 
 /// The instance was stopped (its deadline, its client gone) while it waited
+/// for its model to load.
+#[derive(Debug, thiserror::Error)]
+#[error("wasi-nn: the instance was stopped while it waited for its model to load")]
+pub struct StoppedWhileLoading;
+
+/// The instance was stopped (its deadline, its client gone) while it waited
 /// for an inference.
 #[derive(Debug, thiserror::Error)]
 #[error("wasi-nn: the instance was stopped while its inference ran")]
@@ -258,25 +277,57 @@ impl graph::Host for NnView<'_> {
         ))
     }
 
-    fn load_by_name(
+    async fn load_by_name(
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<Resource<Graph>, Resource<NnError>>> {
         if let Some(error) = name_refusal("model name", &name) {
             return self.fail(error);
         }
-        match self.nn.models.get(&name).cloned() {
-            Some(model) => {
+        // A model loading on demand is waited for as long as the instance
+        // runs: its deadline and its client stop the wait (not the load,
+        // which the next request would wait for).
+        let stop = self.nn.stop.clone();
+        let acquired = tokio::select! {
+            acquired = self.nn.models.acquire(&name) => acquired,
+            () = stop.cancelled() => return Err(StoppedWhileLoading.into()),
+        };
+        match acquired {
+            Ok(model) => {
                 self.nn.charge(OBJECT_BYTES)?;
+                // One entry per model (the names a component may load are
+                // the store's): replaced, never piled up.
+                match self
+                    .nn
+                    .loaded
+                    .iter_mut()
+                    .find(|(name, _)| *name == model.name)
+                {
+                    Some(entry) => entry.1.clone_from(&model.version),
+                    None => self
+                        .nn
+                        .loaded
+                        .push((model.name.clone(), model.version.clone())),
+                }
                 Ok(Ok(self.table.push(Graph(model))?))
             }
-            None => self.fail(NnError::new(
-                ErrorCode::NotFound,
-                format!(
-                    "no model named {} in this component's ai_models",
-                    shown(&name)
-                ),
-            )),
+            Err(unavailable) => {
+                let code = if unavailable.is_not_found() {
+                    ErrorCode::NotFound
+                } else {
+                    // Not the request's fault, nor for good: the function
+                    // answers 503 (see guest-support's nn module).
+                    ErrorCode::Unknown
+                };
+                let message = match unavailable {
+                    super::Unavailable::NoModel(_) => format!(
+                        "no model named {} in this component's ai_models",
+                        shown(&name)
+                    ),
+                    other => other.to_string(),
+                };
+                self.fail(NnError::new(code, message))
+            }
         }
     }
 }

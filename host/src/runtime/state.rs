@@ -211,6 +211,7 @@ impl HostState {
     pub(crate) fn metadata(&mut self) -> MetadataView<'_> {
         MetadataView {
             models: self.nn.models(),
+            nn: &self.nn,
             health: &self.health,
         }
     }

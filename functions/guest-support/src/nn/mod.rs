@@ -166,10 +166,18 @@ struct Failure {
 fn run(model: &str, inputs: Vec<Input>, blame: Blame) -> Result<Vec<Output>, ApiError> {
     let inputs = inputs.into_iter().map(|i| (i.name, i.tensor)).collect();
     backend::run(model, inputs).map_err(|f| {
-        if f.code == ErrorCode::NotFound && f.doing == backend::LOADING {
-            return ApiError::not_found(format!(
-                "no model named {model:?} is available to this function"
-            ));
+        if f.doing == backend::LOADING {
+            return match f.code {
+                ErrorCode::NotFound if !model.contains('@') => ApiError::not_found(format!(
+                    "no model named {model:?} is available to this function"
+                )),
+                // No such version: the host's message names those there are.
+                ErrorCode::NotFound => ApiError::not_found(f.message),
+                // The model exists but cannot be had now (it failed to load,
+                // was unloaded, or the memory budget has no room): the
+                // host's message says which.
+                _ => ApiError::unavailable(f.message),
+            };
         }
         let message = format!(
             "{} failed {}: {:?}: {}",

@@ -13,6 +13,7 @@ mod eval;
 mod hardening;
 mod limits;
 mod model_folder;
+mod model_store;
 mod observability;
 mod open_inference;
 mod server;

@@ -15,7 +15,7 @@ use crate::server::{MODELS, Server, photo, root};
 /// The value of the series `name{labels}` in a Prometheus text exposition,
 /// if it is there (a labelled series appears at its first observation, or
 /// when its component or model is loaded).
-fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
+pub fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
     let key = if labels.is_empty() {
         name.to_string()
     } else {
@@ -27,7 +27,7 @@ fn series(text: &str, name: &str, labels: &str) -> Option<f64> {
 }
 
 /// A series that must be there.
-fn value(text: &str, name: &str, labels: &str) -> f64 {
+pub fn value(text: &str, name: &str, labels: &str) -> f64 {
     series(text, name, labels).unwrap_or_else(|| panic!("no series {name}{{{labels}}} in:\n{text}"))
 }
 

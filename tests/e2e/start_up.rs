@@ -218,10 +218,17 @@ fn a_missing_native_library_is_named() {
 }
 
 #[test]
-fn auto_times_the_native_backends_and_keeps_the_fastest() {
+fn auto_times_the_native_backends_keeps_the_fastest_and_remembers_it() {
     let dir = app_with(|m| m);
     let manifest = dir.path().join("spin.toml");
-    let server = Server::start(&["--manifest", manifest.to_str().unwrap()]);
+    let cache = tempfile::tempdir().unwrap();
+    let args = [
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+    ];
+    let server = Server::start(&args);
     let log = server.log();
     let line = log
         .lines()
@@ -230,6 +237,24 @@ fn auto_times_the_native_backends_and_keeps_the_fastest() {
     for backend in ["onnxruntime", "openvino"] {
         assert!(line.contains(&format!("{backend} ")), "{line}");
     }
+    let chosen = if line.contains("backend=onnxruntime") {
+        "onnxruntime"
+    } else {
+        "openvino"
+    };
+    let reply = server.post("/classify/m", &crate::server::photo("coffee.png"));
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    drop(server);
+
+    // A restart with the same cache loads the backend chosen, untimed.
+    let server = Server::start(&args);
+    let log = server.log();
+    assert!(!log.contains("auto: fastest backend chosen"), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("auto: the backend its trials chose before"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains(&format!("backend={chosen}")), "{line}");
     let reply = server.post("/classify/m", &crate::server::photo("coffee.png"));
     assert_eq!(reply.status, 200, "{}", reply.text);
 }

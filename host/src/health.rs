@@ -1,5 +1,6 @@
 //! Liveness and readiness: the server is live as soon as it listens, and
-//! ready once every model and component is loaded, until it begins to shut
+//! ready once every component and every model that loads at start-up is
+//! loaded (models loaded on demand do not count), until it begins to shut
 //! down (so that a load balancer stops sending before the listener closes).
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -24,7 +24,7 @@ use crate::slow_model::slow_models;
 const MIB: u64 = 1 << 20;
 
 /// The resident memory of process `pid`, in bytes (0 once it is gone).
-fn rss(pid: u32) -> u64 {
+pub fn rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let kb: u64 = status
         .lines()
@@ -58,14 +58,14 @@ fn cpu_share(pid: u32, window: Duration) -> f64 {
 }
 
 /// Samples a process's resident memory until stopped; keeps the peak.
-struct RssWatch {
+pub struct RssWatch {
     peak: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl RssWatch {
-    fn start(pid: u32) -> Self {
+    pub fn start(pid: u32) -> Self {
         let peak = Arc::new(AtomicU64::new(rss(pid)));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::spawn({
@@ -80,7 +80,7 @@ impl RssWatch {
         Self { peak, stop, thread }
     }
 
-    fn peak(self) -> u64 {
+    pub fn peak(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap();
         self.peak.load(Ordering::Relaxed)

@@ -7,11 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::hardening::{RssWatch, rss};
 use crate::observability::{series, value};
 use crate::open_inference::test_python;
 use crate::server::{Server, root};
@@ -55,6 +56,22 @@ fn token_file(dir: &Path) -> PathBuf {
     let path = dir.join("admin-token");
     std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
     path
+}
+
+/// A server of the repository `repo` on `backend`, its repository API on
+/// with [`TOKEN`], and `more` flags.
+fn admin_server(repo: &Path, backend: &str, more: &[&str]) -> Server {
+    let tokens = token_file(repo);
+    let mut args = vec![
+        "--models",
+        repo.to_str().unwrap(),
+        "--backend",
+        backend,
+        "--admin-token-file",
+        tokens.to_str().unwrap(),
+    ];
+    args.extend_from_slice(more);
+    Server::start(&args)
 }
 
 /// One fixed 28x28 image (a gradient), by the Open Inference Protocol.
@@ -125,17 +142,6 @@ fn total(metrics: &str, name: &str, labels: &str) -> f64 {
         .sum()
 }
 
-/// The resident memory of process `pid` (`VmRSS`), in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
-}
-
 #[test]
 fn on_demand_models_load_once_on_their_first_request_on_every_backend() {
     let repo = tempfile::tempdir().unwrap();
@@ -145,19 +151,9 @@ fn on_demand_models_load_once_on_their_first_request_on_every_backend() {
         "fashion-mnist-cnn",
         "load = \"startup\"",
     );
-    let tokens = token_file(repo.path());
     for backend in ["onnxruntime", "openvino", "tract"] {
         let started = Instant::now();
-        let server = Server::start(&[
-            "--models",
-            repo.path().to_str().unwrap(),
-            "--load",
-            "on-demand",
-            "--backend",
-            backend,
-            "--admin-token-file",
-            tokens.to_str().unwrap(),
-        ]);
+        let server = admin_server(repo.path(), backend, &["--load", "on-demand"]);
         let listening = started.elapsed();
         // Ready without the on-demand model: it loads when asked for.
         assert_eq!(server.get("/health/ready").status, 200);
@@ -260,36 +256,6 @@ fn a_budget_too_small_for_a_model_answers_503_and_the_server_keeps_serving() {
     assert_eq!(server.get("/v2/health/live").status, 200);
 }
 
-/// Samples a process's resident memory until stopped; keeps the peak.
-struct PeakRss {
-    peak: std::sync::Arc<AtomicU64>,
-    stop: std::sync::Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl PeakRss {
-    fn start(pid: u32) -> Self {
-        let peak = std::sync::Arc::new(AtomicU64::new(rss(pid)));
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let thread = std::thread::spawn({
-            let (peak, stop) = (peak.clone(), stop.clone());
-            move || {
-                while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss(pid), Ordering::Relaxed);
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        });
-        Self { peak, stop, thread }
-    }
-
-    fn peak(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap();
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
 /// Models in the big repository, and how many the budget is made to fit.
 const MANY: usize = 200;
 const FIT: u64 = 20;
@@ -355,7 +321,7 @@ fn two_hundred_models_under_a_budget_that_fits_twenty() {
             "wasi_infer_model_resident_bytes",
             r#"model="cnn-000",version="1""#,
         ) as u64;
-    let watch = PeakRss::start(pid);
+    let watch = RssWatch::start(pid);
 
     const CLIENTS: u64 = 4;
     const EACH: u64 = 100;
@@ -496,15 +462,7 @@ fn logits_of(server: &Server, path: &str) -> Vec<f32> {
 #[test]
 fn a_new_version_goes_live_under_load_at_one_moment_without_a_failed_request() {
     let repo = versioned_repo();
-    let tokens = token_file(repo.path());
-    let server = Server::start(&[
-        "--models",
-        repo.path().to_str().unwrap(),
-        "--backend",
-        "onnxruntime",
-        "--admin-token-file",
-        tokens.to_str().unwrap(),
-    ]);
+    let server = admin_server(repo.path(), "onnxruntime", &[]);
     let old = logits_of(&server, "/v2/models/m/versions/1/infer");
     let body = infer_body();
     let traffic = Traffic::new();
@@ -600,18 +558,11 @@ fn a_new_version_goes_live_under_load_at_one_moment_without_a_failed_request() {
 #[test]
 fn a_broken_version_leaves_the_serving_one_in_place_and_watch_picks_up_a_good_one() {
     let repo = versioned_repo();
-    let tokens = token_file(repo.path());
-    let server = Server::start(&[
-        "--models",
-        repo.path().to_str().unwrap(),
-        "--backend",
+    let server = admin_server(
+        repo.path(),
         "tract",
-        "--admin-token-file",
-        tokens.to_str().unwrap(),
-        "--watch",
-        "--watch-debounce",
-        "300ms",
-    ]);
+        &["--watch", "--watch-debounce", "300ms"],
+    );
     let body = infer_body();
     let version = |server: &Server| {
         let reply = server.post("/v2/models/m/infer", &body);
@@ -669,15 +620,7 @@ fn a_broken_version_leaves_the_serving_one_in_place_and_watch_picks_up_a_good_on
 fn the_repository_api_needs_the_token_and_tritonclient_uses_it() {
     let repo = versioned_repo();
     write_model(&repo.path().join("other"), "fashion-mnist-cnn", "");
-    let tokens = token_file(repo.path());
-    let server = Server::start(&[
-        "--models",
-        repo.path().to_str().unwrap(),
-        "--backend",
-        "tract",
-        "--admin-token-file",
-        tokens.to_str().unwrap(),
-    ]);
+    let server = admin_server(repo.path(), "tract", &[]);
     // By hand first: no token, a wrong one, another scheme: 401, nothing done.
     for headers in [
         vec![],

@@ -272,15 +272,16 @@ fn two_hundred_models_under_a_budget_that_fits_twenty() {
 
     // What one model costs here, measured by the server itself: the second
     // model's load (the first also pays for ONNX Runtime's own start).
+    let on_demand = [
+        "--models",
+        repo_dir,
+        "--load",
+        "on-demand",
+        "--backend",
+        "onnxruntime",
+    ];
     let cost = {
-        let server = Server::start(&[
-            "--models",
-            repo_dir,
-            "--load",
-            "on-demand",
-            "--backend",
-            "onnxruntime",
-        ]);
+        let server = Server::start(&on_demand);
         for i in 0..2 {
             assert_eq!(
                 server
@@ -299,16 +300,9 @@ fn two_hundred_models_under_a_budget_that_fits_twenty() {
     let budget = FIT * cost;
 
     let started = Instant::now();
-    let server = Server::start(&[
-        "--models",
-        repo_dir,
-        "--load",
-        "on-demand",
-        "--backend",
-        "onnxruntime",
-        "--model-memory-budget",
-        &budget.to_string(),
-    ]);
+    let budget_flag = budget.to_string();
+    let server =
+        Server::start(&[&on_demand[..], &["--model-memory-budget", &budget_flag]].concat());
     let listening = started.elapsed();
     let pid = server.pid();
     // One model loaded and answered: ONNX Runtime's own memory (its

@@ -194,10 +194,6 @@ impl ModelStore {
         &self.repository
     }
 
-    pub fn options(&self) -> &StoreOptions {
-        &self.options
-    }
-
     /// Every model's name, sorted.
     pub fn names(&self) -> Vec<String> {
         self.state().models.keys().cloned().collect()
@@ -223,12 +219,6 @@ impl ModelStore {
             .values()
             .flat_map(|m| m.versions.iter().filter_map(|v| v.ready().cloned()))
             .collect()
-    }
-
-    /// Bytes the loaded models hold (and the ones unloaded that requests
-    /// still hold).
-    pub fn charged_bytes(&self) -> u64 {
-        self.charges.total()
     }
 
     /// Loads, one after the other, the served versions of those of `names`

@@ -15,6 +15,7 @@ mod limits;
 mod model_folder;
 mod model_store;
 mod observability;
+mod oip_extensions;
 mod open_inference;
 mod server;
 mod slow_model;

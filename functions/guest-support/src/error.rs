@@ -7,8 +7,9 @@ use spin_sdk::http::{IntoResponse, Response};
 pub struct ApiError {
     pub status: u16,
     pub message: String,
-    /// The `Allow` header of a 405 answer.
-    pub allow: Option<&'static str>,
+    /// A header the status calls for: `Allow` for a 405, `Accept-Encoding`
+    /// for a 501 about an encoding.
+    pub header: Option<(&'static str, &'static str)>,
 }
 
 impl ApiError {
@@ -16,7 +17,7 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
-            allow: None,
+            header: None,
         }
     }
 
@@ -30,7 +31,7 @@ impl ApiError {
 
     pub fn method_not_allowed(allow: &'static str) -> Self {
         Self {
-            allow: Some(allow),
+            header: Some(("allow", allow)),
             ..Self::new(405, format!("method not allowed: use {allow}"))
         }
     }
@@ -44,6 +45,15 @@ impl ApiError {
     /// 415: the request's `Content-Type` is not one the function reads.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(415, message)
+    }
+
+    /// 501 naming the `Content-Encoding`s the function reads, in
+    /// `Accept-Encoding` (RFC 9110 section 12.5.3), for a body in another.
+    pub fn unsupported_encoding(message: impl Into<String>, accepted: &'static str) -> Self {
+        Self {
+            header: Some(("accept-encoding", accepted)),
+            ..Self::new(501, message)
+        }
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -64,8 +74,8 @@ impl IntoResponse for ApiError {
         builder
             .status(self.status)
             .header("content-type", "application/json");
-        if let Some(allow) = self.allow {
-            builder.header("allow", allow);
+        if let Some((name, value)) = self.header {
+            builder.header(name, value);
         }
         if self.status == 503 {
             builder.header("retry-after", "1");

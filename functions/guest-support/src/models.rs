@@ -16,6 +16,6 @@ mod bindings {
 }
 
 pub use bindings::wasi_infer::models::metadata::{
-    ModelMetadata, ServerMetadata, TensorMetadata, get_model, list_models, loaded_version,
-    model_ready, ready, server,
+    DurationStat, ModelMetadata, ServerMetadata, TensorMetadata, VersionStats, get_model, labels,
+    list_models, loaded_version, model_ready, ready, server, statistics,
 };

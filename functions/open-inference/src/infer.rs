@@ -16,6 +16,7 @@ use wasi_infer_guest::models::{ModelMetadata, TensorMetadata};
 use wasi_infer_guest::nn::{self, TensorType};
 
 use crate::binary;
+use crate::classification;
 use crate::datatype::Datatype;
 use crate::protocol::{
     self, BinaryDataSize, InferRequest, InferResponse, RequestInput, RequestOutput, ResponseOutput,
@@ -48,6 +49,8 @@ pub struct PlannedOutput {
     pub index: usize,
     /// Whether its bytes follow the JSON rather than being written in it.
     pub binary: bool,
+    /// The classification extension's k, when its top k are asked for.
+    pub classification: Option<u32>,
 }
 
 /// Checks `request` against `model`, and reads its tensors; `binary` is the
@@ -57,6 +60,7 @@ pub fn plan<'a>(
     request: &InferRequest<'a>,
     binary: Option<&'a [u8]>,
 ) -> Result<Plan<'a>, ApiError> {
+    refuse_sequence(request.parameters.as_ref())?;
     let default_binary = protocol::bool_param(
         request.parameters.as_ref(),
         "binary_data_output",
@@ -301,6 +305,22 @@ fn refuse_shared_memory(
     }
 }
 
+/// A request of a sequence (Triton's `sequence_id`, for stateful models
+/// whose state lives in the server between requests) is refused: every
+/// request here is computed on its own, and answering it as if it were not
+/// part of a sequence would be wrong without a word. 0 (or "") is none.
+fn refuse_sequence(parameters: Option<&protocol::Parameters>) -> Result<(), ApiError> {
+    let none =
+        |v: &serde_json::Value| v.is_null() || v.as_u64() == Some(0) || v.as_str() == Some("");
+    match parameters.and_then(|p| p.get("sequence_id")) {
+        Some(id) if !none(id) => Err(ApiError::bad_request(format!(
+            "parameters.sequence_id is {id}: stateful models (sequence batching) are not supported; \
+             each request is computed on its own: send it without sequence_id"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Where the input's data is: in `data`, or in the binary part.
 fn source<'a>(input: &RequestInput<'a>) -> Result<Source<'a>, ApiError> {
     let name = &input.name;
@@ -341,6 +361,7 @@ fn plan_outputs(
                     name: spec.name.clone(),
                     index,
                     binary: default_binary,
+                    classification: None,
                 })
                 .collect());
         }
@@ -365,14 +386,7 @@ fn plan_outputs(
             )));
         }
         let parameters = output.parameters.as_ref();
-        if parameters
-            .and_then(|p| p.get("classification"))
-            .is_some_and(|v| !v.is_null())
-        {
-            return Err(ApiError::bad_request(format!(
-                "output {name:?}: the classification extension is not supported: ask for the output without it and rank its values yourself"
-            )));
-        }
+        let classification = classification::requested(parameters, name)?;
         refuse_shared_memory(parameters, &format!("output {name:?}"))?;
         let binary = protocol::bool_param(parameters, "binary_data", &format!("output {name:?}"))?
             .unwrap_or(default_binary);
@@ -380,6 +394,7 @@ fn plan_outputs(
             name: name.clone(),
             index,
             binary,
+            classification,
         });
     }
     Ok(planned)
@@ -411,28 +426,62 @@ pub struct Answer {
     pub json_len: Option<usize>,
 }
 
+/// What the response says of the model and the request.
+pub struct Reply<'a> {
+    pub model: &'a ModelMetadata,
+    /// The version that computed it.
+    pub version: &'a str,
+    pub id: Option<&'a str>,
+    /// The model's labels, for outputs asked for as classifications.
+    pub labels: Option<&'a [String]>,
+}
+
 /// The response to a compute that returned `results`.
 pub fn respond(
-    model: &ModelMetadata,
-    version: &str,
-    id: Option<&str>,
+    reply: &Reply<'_>,
     outputs: &[PlannedOutput],
     results: &[nn::Output],
 ) -> Result<Answer, ApiError> {
-    let mut written = Vec::with_capacity(outputs.len());
-    let mut chunks = Vec::new();
+    let model = reply.model;
+    // Ranked outputs first: the response borrows their bytes.
+    let mut ranked = Vec::with_capacity(outputs.len());
     for planned in outputs {
         let result = find_output(model, planned, results)?;
         let dtype = Datatype::from_nn(result.ty);
         check_output_size(&planned.name, dtype, result)?;
+        ranked.push(match planned.classification {
+            Some(k) => Some(classification::classify(
+                &planned.name,
+                dtype,
+                &result.dims,
+                &result.data,
+                k,
+                model.max_batch_size > 0,
+                reply.labels,
+            )?),
+            None => None,
+        });
+    }
+    let mut written = Vec::with_capacity(outputs.len());
+    let mut chunks = Vec::new();
+    for (planned, ranked) in outputs.iter().zip(&ranked) {
+        let result = find_output(model, planned, results)?;
+        let (dtype, dims, bytes) = match ranked {
+            Some(c) => (Datatype::Bytes, c.dims.as_slice(), c.bytes.as_slice()),
+            None => (
+                Datatype::from_nn(result.ty),
+                result.dims.as_slice(),
+                result.data.as_slice(),
+            ),
+        };
         let (parameters, data) = if planned.binary {
-            chunks.push(result.data.as_slice());
+            chunks.push(bytes);
             let size = BinaryDataSize {
-                binary_data_size: result.data.len(),
+                binary_data_size: bytes.len(),
             };
             (Some(size), None)
         } else {
-            let data = tensor_json::encodable(&planned.name, dtype, &result.data)?;
+            let data = tensor_json::encodable(&planned.name, dtype, bytes)?;
             (None, Some(data))
         };
         written.push(ResponseOutput {
@@ -440,15 +489,15 @@ pub fn respond(
             // The type of the bytes returned, which is what a client decodes;
             // the model's own name for it may be one wasi-nn does not have.
             datatype: dtype.name(),
-            shape: &result.dims,
+            shape: dims,
             parameters,
             data,
         });
     }
     let json = serde_json::to_vec(&InferResponse {
         model_name: &model.name,
-        model_version: version,
-        id,
+        model_version: reply.version,
+        id: reply.id,
         outputs: written,
     })
     .map_err(|e| ApiError::internal(format!("cannot write the response: {e}")))?;
@@ -546,7 +595,26 @@ mod tests {
                 tensor("logits", "FP32", Some(&[-1, 4])),
                 tensor("extra", "INT64", None),
             ],
+            max_batch_size: 0,
+            labels_file: None,
+            layout: None,
         }
+    }
+
+    fn respond(
+        model: &ModelMetadata,
+        version: &str,
+        id: Option<&str>,
+        outputs: &[PlannedOutput],
+        results: &[nn::Output],
+    ) -> Result<Answer, ApiError> {
+        let reply = Reply {
+            model,
+            version,
+            id,
+            labels: None,
+        };
+        super::respond(&reply, outputs, results)
     }
 
     fn input_json(data: &str) -> String {
@@ -621,21 +689,7 @@ mod tests {
             p.inputs[1].3,
             [7i64.to_le_bytes(), 8i64.to_le_bytes()].concat()
         );
-        assert_eq!(
-            p.outputs,
-            [
-                PlannedOutput {
-                    name: "logits".into(),
-                    index: 0,
-                    binary: false
-                },
-                PlannedOutput {
-                    name: "extra".into(),
-                    index: 1,
-                    binary: false
-                }
-            ]
-        );
+        assert_eq!(p.outputs, [out("logits", 0, false), out("extra", 1, false)]);
     }
 
     #[test]
@@ -868,6 +922,7 @@ mod tests {
             name: name.into(),
             index,
             binary,
+            classification: None,
         }
     }
 
@@ -917,13 +972,22 @@ mod tests {
             r#"output "logits" is requested twice"#
         );
         assert!(
-            message(r#", "outputs": [{"name": "logits", "parameters": {"classification": 3}}]"#)
-                .contains("the classification extension is not supported")
+            message(r#", "outputs": [{"name": "logits", "parameters": {"classification": -3}}]"#)
+                .contains("parameters.classification must be a whole number")
         );
         assert!(
             message(r#", "outputs": [{"name": "logits", "parameters": {"binary_data": 1}}]"#)
                 .contains("binary_data must be true or false")
         );
+        assert!(
+            message(r#", "parameters": {"sequence_id": 7, "sequence_start": true}"#)
+                .contains("parameters.sequence_id is 7: stateful models")
+        );
+        assert!(
+            message(r#", "parameters": {"sequence_id": "abc"}"#).contains("sequence_id is \"abc\"")
+        );
+        assert!(outputs_of(r#", "parameters": {"sequence_id": 0}"#).is_ok());
+        assert!(outputs_of(r#", "parameters": {"sequence_id": ""}"#).is_ok());
         assert!(
             message(r#", "parameters": {"binary_data_output": "yes"}"#)
                 .contains("the request: parameter binary_data_output must be true or false")
@@ -975,6 +1039,35 @@ mod tests {
         // No id, none echoed.
         let a = respond(&model(), "1", None, &outputs[..1], &results()).unwrap();
         assert!(!String::from_utf8(a.body).unwrap().contains("\"id\""));
+    }
+
+    #[test]
+    fn a_classification_is_bytes_with_labels_as_json_or_binary() {
+        let mut ranked = out("logits", 0, false);
+        ranked.classification = Some(2);
+        let labels: Vec<String> = ["w", "x", "y", "z"].map(String::from).to_vec();
+        let model = model();
+        let reply = Reply {
+            model: &model,
+            version: "1",
+            id: None,
+            labels: Some(&labels),
+        };
+        let a = super::respond(&reply, &[ranked], &results()).unwrap();
+        assert_eq!(
+            String::from_utf8(a.body).unwrap(),
+            r#"{"model_name":"m","model_version":"1","outputs":[{"name":"logits","datatype":"BYTES","shape":[2],"data":["2.000000:2:y","0.500000:0:w"]}]}"#
+        );
+        let mut ranked = out("logits", 0, true);
+        ranked.classification = Some(1);
+        let a = super::respond(&reply, &[ranked], &results()).unwrap();
+        let (json, bytes) = a.body.split_at(a.json_len.unwrap());
+        assert!(
+            std::str::from_utf8(json)
+                .unwrap()
+                .contains(r#""datatype":"BYTES","shape":[1],"parameters":{"binary_data_size":16}"#)
+        );
+        assert_eq!(bytes, [&12u32.to_le_bytes()[..], b"2.000000:2:y"].concat());
     }
 
     #[test]

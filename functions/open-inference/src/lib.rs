@@ -8,22 +8,33 @@
 //! go as JSON or, with the binary tensor data extension, as raw bytes after
 //! the JSON. Errors are `{"error": "..."}`: 400 for a request that does not
 //! fit the model, 404 for what does not exist, 405 (with `Allow`) for a wrong
-//! method, 413 when the host finds a tensor too large, 503 while the server is
-//! not ready, 500 for the rest.
+//! method, 413 when the host finds a tensor too large (or a compressed body
+//! expands past the body limit), 501 (with `Accept-Encoding`) for a body in
+//! an encoding it does not read, 503 while the server is not ready, 500 for
+//! the rest.
 //!
 //! - [`route`]: which endpoint a path names;
 //! - [`protocol`]: the requests' and responses' JSON;
 //! - [`datatype`]: the protocol's datatypes, and wasi-nn's;
-//! - [`tensor_json`] and [`binary`]: tensor data as JSON and as bytes;
-//! - [`infer`]: a request checked against the model, and the response.
+//! - [`encoding`]: compressed request bodies;
+//! - [`tensor_json`], [`binary`] and [`raw`]: tensor data as JSON and as bytes;
+//! - [`infer`]: a request checked against the model, and the response;
+//!   [`classification`]: an output's top k, for the classification extension;
+//! - [`config`] and [`statistics`]: the model configuration and statistics
+//!   extensions.
 //!
 //! [Open Inference Protocol]: https://github.com/kserve/open-inference-protocol/blob/main/specification/protocol/inference_rest.md
 
 mod binary;
+mod classification;
+mod config;
 mod datatype;
+mod encoding;
 mod infer;
 mod protocol;
+mod raw;
 mod route;
+mod statistics;
 mod tensor_json;
 
 use serde::Serialize;
@@ -61,12 +72,25 @@ fn serve(req: Request) -> Result<Response, ApiError> {
             let ready = models::ready();
             json(status_of(ready), &serde_json::json!({ "ready": ready }))
         }
+        Route::AllStats => {
+            let mut all = Vec::new();
+            for model in models::list_models() {
+                let versions = models::statistics(&model.name, None).unwrap_or_default();
+                all.extend(statistics::of(&model.name, versions));
+            }
+            json(200, &statistics::StatisticsResponse { model_stats: all })
+        }
         Route::Model {
             name,
             version,
             action,
         } => {
-            let model = find_model(models::get_model(name), name, version)?;
+            // The host describes the version asked for; when it has no such
+            // version, the model's description names the versions it has.
+            let model = match models::get_model(name, version) {
+                Some(model) => model,
+                None => find_model(models::get_model(name, None), name, version)?,
+            };
             match action {
                 ModelAction::Metadata => json(200, &protocol::ModelMetadataResponse::from(&model)),
                 // Ready: the server is, and the model is loaded or loads on
@@ -78,12 +102,35 @@ fn serve(req: Request) -> Result<Response, ApiError> {
                         &serde_json::json!({ "name": model.name, "ready": ready }),
                     )
                 }
+                ModelAction::Config => {
+                    let labels = labels(&model, version)?;
+                    json(200, &config::of(&model, labels.as_ref().map(Vec::len)))
+                }
+                ModelAction::Stats => {
+                    let versions = models::statistics(name, version).unwrap_or_default();
+                    let model_stats = statistics::of(&model.name, versions).collect();
+                    json(200, &statistics::StatisticsResponse { model_stats })
+                }
                 ModelAction::Infer => {
+                    // The route borrows the request's path; infer takes it.
                     let version = version.map(str::to_string);
                     infer(req, &model, version.as_deref())
                 }
             }
         }
+    }
+}
+
+/// The model's labels, if it has a labels file; one it names but that
+/// cannot be read is the server's problem, and says which file.
+fn labels(model: &ModelMetadata, version: Option<&str>) -> Result<Option<Vec<String>>, ApiError> {
+    match models::labels(&model.name, version) {
+        None => Ok(None),
+        Some(Ok(labels)) => Ok(labels),
+        Some(Err(problem)) => Err(ApiError::internal(format!(
+            "model {}'s labels: {problem}",
+            model.name
+        ))),
     }
 }
 
@@ -131,35 +178,35 @@ fn json<T: Serialize>(status: u16, value: &T) -> Result<Response, ApiError> {
 /// binary tensors) as soon as the tensors are in the host, so a large request
 /// is not held while the model runs.
 fn infer(req: Request, model: &ModelMetadata, version: Option<&str>) -> Result<Response, ApiError> {
-    // tritonclient compresses on request (request_compression_algorithm);
-    // without this the compressed bytes would be reported as bad JSON.
-    if let Some(encoding) = req.header("content-encoding").and_then(|v| v.as_str())
-        && !encoding.eq_ignore_ascii_case("identity")
-    {
-        return Err(ApiError::unsupported_media_type(format!(
-            "Content-Encoding {encoding:?} is not supported: send the request uncompressed"
-        )));
-    }
-    let header = match req.header(binary::HEADER) {
-        None => None,
-        Some(value) => Some(
-            value
+    let text_header = |name: &str| -> Result<Option<String>, ApiError> {
+        match req.header(name) {
+            None => Ok(None),
+            Some(value) => value
                 .as_str()
-                .ok_or_else(|| {
-                    ApiError::bad_request("Inference-Header-Content-Length is not text")
-                })?
-                .to_string(),
-        ),
+                .map(|v| Some(v.to_string()))
+                .ok_or_else(|| ApiError::bad_request(format!("the {name} header is not text"))),
+        }
     };
-    let body = req.into_body();
-    let (json_part, binary_part) = binary::split_body(&body, header.as_deref())?;
-    let mut request = protocol::parse_request(json_part)?;
+    let content_encoding = text_header("content-encoding")?;
+    let header = text_header(binary::HEADER)?;
+    let max_body_bytes = models::server().max_body_bytes;
+    let received = req.into_body();
+    // The header's length counts the decompressed body.
+    let body = encoding::decode(content_encoding.as_deref(), &received, max_body_bytes)?;
+    let raw = header.as_deref().is_some_and(|h| h.trim() == "0");
+    let (mut request, binary_part) = if raw {
+        (raw::request(model, body.len())?, Some(&body[..]))
+    } else {
+        let (json_part, binary_part) = binary::split_body(&body, header.as_deref())?;
+        (protocol::parse_request(json_part)?, binary_part)
+    };
     let id = request.id.take();
     let plan = infer::plan(model, &request, binary_part)?;
     let outputs = plan.outputs;
     let inputs = infer::nn_inputs(plan.inputs);
     drop(request);
     drop(body);
+    drop(received);
 
     // `NAME@VERSION` loads that version; `NAME` the newest ready one, which
     // the host then names (a reload may switch versions at any moment).
@@ -172,13 +219,19 @@ fn infer(req: Request, model: &ModelMetadata, version: Option<&str>) -> Result<R
         Some(version) => Some(version.to_string()),
         None => models::loaded_version(&model.name),
     };
-    let answer = infer::respond(
+    let version = infer::version(model, served.as_deref());
+    let labels = if outputs.iter().any(|o| o.classification.is_some()) {
+        labels(model, Some(version))?
+    } else {
+        None
+    };
+    let reply = infer::Reply {
         model,
-        infer::version(model, served.as_deref()),
-        id.as_deref(),
-        &outputs,
-        &results,
-    )?;
+        version,
+        id: id.as_deref(),
+        labels: labels.as_deref(),
+    };
+    let answer = infer::respond(&reply, &outputs, &results)?;
     drop(results);
 
     let mut response = Response::builder();
@@ -204,6 +257,9 @@ mod tests {
             description: None,
             inputs: vec![],
             outputs: vec![],
+            max_batch_size: 0,
+            labels_file: None,
+            layout: None,
         }
     }
 

@@ -13,7 +13,12 @@ use wasi_infer_guest::models::{ModelMetadata, ServerMetadata, TensorMetadata};
 use crate::tensor_json::JsonData;
 
 /// The extensions this server implements, for `GET /v2`.
-pub const EXTENSIONS: &[&str] = &["binary_tensor_data"];
+pub const EXTENSIONS: &[&str] = &[
+    "binary_tensor_data",
+    "classification",
+    "model_configuration",
+    "statistics",
+];
 
 /// A `parameters` object: any keys, of which each function reads its own.
 pub type Parameters = Map<String, Value>;
@@ -288,6 +293,9 @@ mod tests {
                 tensor("logits", "FP32", Some(vec![-1, 1000])),
                 tensor("x", "complex64", None),
             ],
+            max_batch_size: 0,
+            labels_file: None,
+            layout: None,
         };
         let json = serde_json::to_value(ModelMetadataResponse::from(&model)).unwrap();
         assert_eq!(
@@ -304,10 +312,11 @@ mod tests {
         let server = ServerMetadata {
             name: "wasi-infer".into(),
             version: "0.1.0".into(),
+            max_body_bytes: 1 << 24,
         };
         assert_eq!(
             serde_json::to_string(&ServerMetadataResponse::from(&server)).unwrap(),
-            r#"{"name":"wasi-infer","version":"0.1.0","extensions":["binary_tensor_data"]}"#
+            r#"{"name":"wasi-infer","version":"0.1.0","extensions":["binary_tensor_data","classification","model_configuration","statistics"]}"#
         );
     }
 }

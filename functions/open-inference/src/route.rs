@@ -11,7 +11,9 @@ pub enum Route<'a> {
     Live,
     /// `/v2/health/ready`
     Ready,
-    /// `/v2/models/<name>[/versions/<v>][/ready|/infer]`
+    /// `/v2/models/stats`: every model's statistics.
+    AllStats,
+    /// `/v2/models/<name>[/versions/<v>][/ready|/infer|/config|/stats]`
     Model {
         name: &'a str,
         version: Option<&'a str>,
@@ -24,12 +26,17 @@ pub enum ModelAction {
     Metadata,
     Ready,
     Infer,
+    /// The model configuration extension.
+    Config,
+    /// The statistics extension.
+    Stats,
 }
 
 /// The endpoints, for a 404's message.
 pub const USAGE: &str = "GET /v2, GET /v2/health/live, GET /v2/health/ready, \
     GET /v2/models/<name>[/versions/<v>], GET /v2/models/<name>[/versions/<v>]/ready, \
-    POST /v2/models/<name>[/versions/<v>]/infer";
+    POST /v2/models/<name>[/versions/<v>]/infer, GET /v2/models/<name>[/versions/<v>]/config, \
+    GET /v2/models[/<name>[/versions/<v>]]/stats";
 
 impl Route<'_> {
     /// The one method the endpoint takes, as the `Allow` header names it.
@@ -56,6 +63,8 @@ pub fn parse(path: &str) -> Option<Route<'_>> {
         [] => return Some(Route::Server),
         ["health", "live"] => return Some(Route::Live),
         ["health", "ready"] => return Some(Route::Ready),
+        // As Triton reads it: a model named "stats" has no metadata path.
+        ["models", "stats"] => return Some(Route::AllStats),
         ["models", name, rest @ ..] => (*name, rest),
         _ => return None,
     };
@@ -67,6 +76,8 @@ pub fn parse(path: &str) -> Option<Route<'_>> {
         [] => ModelAction::Metadata,
         ["ready"] => ModelAction::Ready,
         ["infer"] => ModelAction::Infer,
+        ["config"] => ModelAction::Config,
+        ["stats"] => ModelAction::Stats,
         _ => return None,
     };
     Some(Route::Model {
@@ -101,6 +112,8 @@ mod tests {
         assert_eq!(parse("/v2/health/live/"), Some(Route::Live));
         assert_eq!(parse("/v2/health/ready"), Some(Route::Ready));
         assert_eq!(parse("/v2/health/ready/"), Some(Route::Ready));
+        assert_eq!(parse("/v2/models/stats"), Some(Route::AllStats));
+        assert_eq!(parse("/v2/models/stats/"), Some(Route::AllStats));
     }
 
     #[test]
@@ -126,6 +139,17 @@ mod tests {
             ("/v2/models/ready", model("ready", None, Metadata)),
             ("/v2/models/infer/infer", model("infer", None, Infer)),
             ("/v2/models/versions", model("versions", None, Metadata)),
+            ("/v2/models/m/config", model("m", None, Config)),
+            (
+                "/v2/models/m/versions/2/config",
+                model("m", Some("2"), Config),
+            ),
+            ("/v2/models/m/stats", model("m", None, Stats)),
+            (
+                "/v2/models/m/versions/2/stats/",
+                model("m", Some("2"), Stats),
+            ),
+            ("/v2/models/stats/stats", model("stats", None, Stats)),
             (
                 "/v2/models/m/versions/ready",
                 model("m", Some("ready"), Metadata),
@@ -160,6 +184,8 @@ mod tests {
             "/v2/models/m/infer/more",
             "/v2/models/m/ready/infer",
             "/v2/models/m/versions/1/infer/x",
+            "/v2/models/m/config/x",
+            "/v2/models/stats/x",
             "/v2/repository/index",
         ] {
             assert_eq!(parse(p), None, "{p}");
@@ -179,6 +205,9 @@ mod tests {
             "/v2/health/ready",
             "/v2/models/m",
             "/v2/models/m/ready",
+            "/v2/models/m/config",
+            "/v2/models/stats",
+            "/v2/models/m/versions/1/stats",
         ] {
             assert_eq!(parse(p).unwrap().method(), "GET", "{p}");
         }

@@ -21,7 +21,7 @@ use std::fmt;
 
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
-use super::interface::{ModelInterface, format_shape};
+use super::interface::{ModelInterface, TensorInfo, format_shape};
 use super::model_config::ModelConfig;
 use super::runner::CheckedInput;
 use super::tensor::{invalid_input, too_large_input};
@@ -182,6 +182,34 @@ impl InputBounds {
             model: model.to_string(),
             inputs,
         }
+    }
+
+    /// Triton's `max_batch_size` for the model: when the first dimension of
+    /// every input (of rank 2 or more, as a batch is bounded above) and of
+    /// every output is dynamic, that dimension is a batch and this is the
+    /// largest one the bounds let through; otherwise 0 (no batch dimension:
+    /// a pin such as `shape = [1, 3, 224, 224]` fixes it). The outputs are
+    /// the model's, with their pins.
+    pub fn max_batch_size(&self, outputs: &[TensorInfo]) -> u64 {
+        let dynamic_first = |shape: &Option<Vec<i64>>| {
+            shape
+                .as_ref()
+                .and_then(|s| s.first())
+                .is_some_and(|&d| d < 0)
+        };
+        if self.inputs.is_empty() || !outputs.iter().all(|o| dynamic_first(&o.shape)) {
+            return 0;
+        }
+        self.inputs
+            .iter()
+            .map(|input| match (&input.shape, input.dims.first()) {
+                (Some(shape), Some(Some(bound))) if shape.len() >= 2 && shape[0] < 0 => {
+                    Some(bound.max)
+                }
+                _ => None,
+            })
+            .try_fold(u64::MAX, |most, bound| Some(most.min(bound?)))
+            .unwrap_or(0)
     }
 
     /// Checks the inputs of one inference. Inputs the model does not have
@@ -402,6 +430,33 @@ mod tests {
         assert!(bounds.check(&[input("x", &[4, 3, 224, 224])]).is_ok());
         let (_, message) = error(bounds.check(&[input("x", &[5, 3, 224, 224])]));
         assert!(message.contains("the server's --max-batch"), "{message}");
+    }
+
+    #[test]
+    fn a_batch_dimension_is_a_dynamic_first_one_everywhere() {
+        let output = |shape: &[i64]| TensorInfo {
+            name: "y".into(),
+            ty: DataType::Known(ElementType::F32),
+            shape: Some(shape.to_vec()),
+        };
+        let defaults = BoundDefaults {
+            max_batch: 8,
+            max_input_elements: 1 << 30,
+        };
+        let unpinned = "[[inputs]]\nname = \"x\"\ntype = \"f32\"\nshape = [-1, 3, 224, 224]\n";
+        let model_x = model(&[("x", &[-1, 3, 224, 224])]);
+        let bounds = InputBounds::new("m", &model_x, &config(unpinned), defaults);
+        assert_eq!(bounds.max_batch_size(&[output(&[-1, 1000])]), 8);
+        // An output without the batch: none.
+        assert_eq!(bounds.max_batch_size(&[output(&[1000])]), 0);
+        // [limits] max_batch is the model's own bound.
+        let own = format!("{unpinned}[limits]\nmax_batch = 2\n");
+        let bounds = InputBounds::new("m", &model_x, &config(&own), defaults);
+        assert_eq!(bounds.max_batch_size(&[output(&[-1, 1000])]), 2);
+        // Pinned to 1: no batch dimension.
+        let pinned = "[[inputs]]\nname = \"x\"\ntype = \"f32\"\nshape = [1, 3, 224, 224]\n";
+        let bounds = InputBounds::new("m", &model_x, &config(pinned), defaults);
+        assert_eq!(bounds.max_batch_size(&[output(&[-1, 1000])]), 0);
     }
 
     #[test]

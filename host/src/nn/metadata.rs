@@ -20,7 +20,7 @@ mod generated {
 }
 
 use generated::wasi_infer::models::metadata::{
-    self, ModelMetadata, ServerMetadata, TensorMetadata,
+    self, DurationStat, ModelMetadata, ServerMetadata, TensorMetadata, VersionStats,
 };
 
 /// What the interface reads, borrowed from the instance's state.
@@ -29,6 +29,8 @@ pub struct MetadataView<'a> {
     /// The instance's wasi-nn state: which versions its loads got.
     pub nn: &'a InstanceNn,
     pub health: &'a Health,
+    /// `--max-body-size`, for the server's metadata.
+    pub max_body_bytes: usize,
 }
 
 struct HasMetadataView;
@@ -51,16 +53,54 @@ impl metadata::Host for MetadataView<'_> {
         self.models
             .names()
             .iter()
-            .filter_map(|name| store.describe(name))
+            .filter_map(|name| store.describe(name, None))
             .map(|model| describe(&model))
             .collect()
     }
 
-    fn get_model(&mut self, name: String) -> Option<ModelMetadata> {
+    fn get_model(&mut self, name: String, version: Option<String>) -> Option<ModelMetadata> {
         if !self.models.allows(&name) {
             return None;
         }
-        self.models.store().describe(&name).map(|m| describe(&m))
+        let store = self.models.store();
+        store
+            .describe(&name, version.as_deref())
+            .map(|m| describe(&m))
+    }
+
+    fn statistics(&mut self, name: String, version: Option<String>) -> Option<Vec<VersionStats>> {
+        if !self.models.allows(&name) {
+            return None;
+        }
+        let versions = self.models.store().statistics(&name, version.as_deref())?;
+        Some(
+            versions
+                .into_iter()
+                .map(|(version, s)| VersionStats {
+                    version,
+                    last_inference: s.last_inference_ms,
+                    inference_count: s.inference_count,
+                    execution_count: s.execution_count,
+                    success: stat(s.success),
+                    fail: stat(s.fail),
+                    queue: stat(s.queue),
+                    compute_input: stat(s.compute_input),
+                    compute_infer: stat(s.compute_infer),
+                    compute_output: stat(s.compute_output),
+                })
+                .collect(),
+        )
+    }
+
+    fn labels(
+        &mut self,
+        name: String,
+        version: Option<String>,
+    ) -> Option<Result<Option<Vec<String>>, String>> {
+        if !self.models.allows(&name) {
+            return None;
+        }
+        self.models.store().labels(&name, version.as_deref())
     }
 
     fn model_ready(&mut self, name: String, version: Option<String>) -> bool {
@@ -81,6 +121,7 @@ impl metadata::Host for MetadataView<'_> {
         ServerMetadata {
             name: env!("CARGO_PKG_NAME").to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            max_body_bytes: self.max_body_bytes as u64,
         }
     }
 }
@@ -103,6 +144,16 @@ fn describe(model: &ModelDescription) -> ModelMetadata {
         description: model.description.clone(),
         inputs: tensors(&model.interface.inputs),
         outputs: tensors(&model.interface.outputs),
+        max_batch_size: model.max_batch_size,
+        labels_file: model.labels_file.clone(),
+        layout: model.layout.clone(),
+    }
+}
+
+fn stat(s: crate::nn::stats::DurationStat) -> DurationStat {
+    DurationStat {
+        count: s.count,
+        ns: s.nanos,
     }
 }
 

@@ -31,6 +31,7 @@ pub mod openvino;
 mod pool;
 pub mod repository;
 pub mod runner;
+pub mod stats;
 pub mod store;
 pub mod tensor;
 pub mod threads;
@@ -54,6 +55,7 @@ pub use interface::ModelInterface;
 use model_config::{BackendChoice, ModelConfig};
 pub use repository::ModelRepository;
 pub use runner::Runner;
+use stats::InferenceStats;
 use store::memory::Charge;
 pub use store::{ModelStore, StoreOptions, Unavailable};
 use threads::InferenceThreads;
@@ -320,6 +322,12 @@ pub struct ServedModel {
     /// Its inputs and outputs, with the input dimensions `model.toml` pins.
     pub interface: ModelInterface,
     pub bounds: InputBounds,
+    /// Triton's `max_batch_size`: the largest batch when the first dimension
+    /// of every input and output is a batch, else 0 (see
+    /// [`InputBounds::max_batch_size`]).
+    pub max_batch_size: u64,
+    /// Counted where `compute` meets it (see [`stats`]).
+    pub stats: Arc<InferenceStats>,
     runner: Arc<dyn Runner>,
     pub compute_seconds: Histogram,
     pub config: ModelConfig,
@@ -329,12 +337,20 @@ pub struct ServedModel {
 }
 
 impl ServedModel {
-    fn new(model: LoadedModel, charge: Charge, defaults: BoundDefaults, metrics: &Metrics) -> Self {
+    fn new(
+        model: LoadedModel,
+        charge: Charge,
+        stats: Arc<InferenceStats>,
+        defaults: BoundDefaults,
+        metrics: &Metrics,
+    ) -> Self {
         let bounds = model.bounds(defaults);
         let interface = model
             .interface()
             .with_pins(&model.config.inputs, &model.config.outputs);
         Self {
+            max_batch_size: bounds.max_batch_size(&interface.outputs),
+            stats,
             compute_seconds: metrics.compute(&model.name, &model.backend.to_string()),
             name: model.name,
             version: model.config.version.clone(),
@@ -446,18 +462,22 @@ impl ComponentModels {
 
     /// Runs one inference of `model` on an inference thread, within its
     /// input bounds; `stop` (or dropping the future) cancels it.
+    /// Runs `model` on an inference thread (see [`threads`]), once the
+    /// inputs are within its bounds; says how long it waited and ran.
     pub async fn run(
         &self,
         model: &ServedModel,
         inputs: Vec<NamedTensor>,
         stop: &Cancel,
-    ) -> Result<Vec<NamedTensor>, BackendError> {
-        model.bounds.check(&inputs)?;
+    ) -> threads::Timed {
+        if let Err(refused) = model.bounds.check(&inputs) {
+            return threads::Timed::unrun(refused);
+        }
         let started = Instant::now();
-        let outcome = self.threads.run(model.runner.clone(), inputs, stop).await;
+        let timed = self.threads.run(model.runner.clone(), inputs, stop).await;
         model
             .compute_seconds
             .observe(started.elapsed().as_secs_f64());
-        outcome
+        timed
     }
 }

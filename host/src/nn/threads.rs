@@ -16,6 +16,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor};
 
@@ -67,38 +68,65 @@ impl InferenceThreads {
 
     /// Runs `inputs` through `runner` on an inference thread. Dropping the
     /// returned future, or firing `stop`, cancels the inference.
+    /// Runs `runner` on `inputs` on one of the threads, and says how long
+    /// the work waited for a thread and how long it ran (for the statistics).
     pub async fn run(
         &self,
         runner: Arc<dyn Runner>,
         inputs: Vec<NamedTensor>,
         stop: &Cancel,
-    ) -> Result<Vec<NamedTensor>, BackendError> {
+    ) -> Timed {
         let cancel = Cancel::new();
         let _follow = cancel.follow(stop);
         let on_drop = CancelOnDrop::new(cancel.clone());
         let (answer, answered) = tokio::sync::oneshot::channel();
+        let queued = Instant::now();
         let job: Job = Box::new(move || {
             if cancel.is_cancelled() {
                 return;
             }
+            let started = Instant::now();
             let outcome = catch_unwind(AssertUnwindSafe(|| runner.run(inputs, &cancel)));
-            let _ = answer.send(outcome.unwrap_or_else(|panic| {
+            let outcome = outcome.unwrap_or_else(|panic| {
                 Err(invalid(format!(
                     "the backend panicked: {}",
                     panic_message(panic.as_ref())
                 )))
-            }));
+            });
+            let _ = answer.send(Timed {
+                outcome,
+                queued: Some(started - queued),
+                ran: Some(started.elapsed()),
+            });
         });
         let sent = match self.queue.lock() {
             Ok(queue) => queue.as_ref().is_some_and(|q| q.send(job).is_ok()),
             Err(_) => false,
         };
         if !sent {
-            return Err(invalid("the inference threads have stopped"));
+            return Timed::unrun(invalid("the inference threads have stopped"));
         }
-        let outcome = answered.await;
+        let timed = answered.await;
         on_drop.disarm();
-        outcome.unwrap_or_else(|_| Err(invalid("the inference was cancelled")))
+        timed.unwrap_or_else(|_| Timed::unrun(invalid("the inference was cancelled")))
+    }
+}
+
+/// An inference's outcome, and how long it waited for a thread and ran:
+/// `None` for a step it never reached.
+pub struct Timed {
+    pub outcome: Result<Vec<NamedTensor>, BackendError>,
+    pub queued: Option<Duration>,
+    pub ran: Option<Duration>,
+}
+
+impl Timed {
+    pub fn unrun(error: BackendError) -> Self {
+        Self {
+            outcome: Err(error),
+            queued: None,
+            ran: None,
+        }
     }
 }
 
@@ -181,12 +209,22 @@ mod tests {
         }
 
         let (runner, _) = stubborn(true);
-        let error = threads.run(runner, Vec::new(), &stop).await.err().unwrap();
+        let error = threads
+            .run(runner, Vec::new(), &stop)
+            .await
+            .outcome
+            .err()
+            .unwrap();
         assert!(message(error).contains("the backend panicked: a backend bug"));
         // The thread survived its panic; work stopped before it starts is skipped.
         let (runner, stopped) = stubborn(false);
         stop.cancel();
-        let error = threads.run(runner, Vec::new(), &stop).await.err().unwrap();
+        let error = threads
+            .run(runner, Vec::new(), &stop)
+            .await
+            .outcome
+            .err()
+            .unwrap();
         assert!(message(error).contains("cancelled"));
         assert!(!stopped.load(Ordering::SeqCst));
     }

@@ -19,12 +19,14 @@
 //! client can stop it, and stopping it cancels the inference.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi_nn::Tensor;
 use wasmtime_wasi_nn::backend::{BackendError, NamedTensor as BackendTensor};
 
 use super::cancel::Cancel;
+use super::stats::Execution;
 use super::tensor::{InvalidInput, TooLargeInput};
 use super::{ComponentModels, ServedModel};
 
@@ -150,6 +152,18 @@ fn error_bytes(error: &NnError) -> usize {
 }
 
 /// A name as a message shows it: at most 64 characters of it.
+/// The inferences one compute runs, for the statistics: the first
+/// dimension of its first input when the model has a batch dimension.
+fn batch_of(model: &ServedModel, inputs: &[BackendTensor]) -> u64 {
+    if model.max_batch_size == 0 {
+        return 1;
+    }
+    inputs
+        .first()
+        .and_then(|t| t.tensor.dimensions.first())
+        .map_or(1, |&d| u64::from(d))
+}
+
 fn shown(name: &str) -> String {
     match name.char_indices().nth(64) {
         Some((end, _)) => format!("{:?}...", &name[..end]),
@@ -363,6 +377,7 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
         context: Resource<ExecutionContext>,
         inputs: Vec<(String, Resource<Tensor>)>,
     ) -> wasmtime::Result<Result<Vec<(String, Resource<Tensor>)>, Resource<NnError>>> {
+        let started = Instant::now();
         // The inputs pass to the model: they are the guest's no more.
         let mut tensors = Vec::with_capacity(inputs.len());
         let mut input_bytes = 0;
@@ -388,21 +403,27 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
             tensors.push(BackendTensor { name, tensor });
         }
         let model = self.table.get(&context)?.model.clone();
-        let outcome = match refusal {
+        let batch = batch_of(&model, &tensors);
+        let input = started.elapsed();
+        let timed = match refusal {
             Some(error) => Err(error),
-            None => self
-                .nn
-                .models
-                .run(&model, tensors, &self.nn.stop)
-                .await
-                .map_err(NnError::backend),
+            None => Ok(self.nn.models.run(&model, tensors, &self.nn.stop).await),
         };
         // The inputs are gone with the inference.
         self.nn.refund(input_bytes);
         if self.nn.stop.is_cancelled() {
             return Err(StoppedInCompute.into());
         }
-        match outcome {
+        let (outcome, queue, infer) = match timed {
+            Ok(timed) => (
+                timed.outcome.map_err(NnError::backend),
+                timed.queued,
+                timed.ran,
+            ),
+            Err(error) => (Err(error), None, None),
+        };
+        let output_started = Instant::now();
+        let answer = match outcome {
             Ok(outputs) => {
                 let mut named = Vec::with_capacity(outputs.len());
                 for BackendTensor { name, tensor } in outputs {
@@ -413,7 +434,18 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
                 Ok(Ok(named))
             }
             Err(error) => self.fail(error),
-        }
+        };
+        let succeeded = matches!(answer, Ok(Ok(_)));
+        model.stats.record(Execution {
+            batch,
+            succeeded,
+            total: started.elapsed(),
+            queue,
+            input,
+            infer,
+            output: succeeded.then(|| output_started.elapsed()),
+        });
+        answer
     }
 
     fn drop(&mut self, context: Resource<ExecutionContext>) -> wasmtime::Result<()> {

@@ -151,6 +151,7 @@ pub struct HostState {
     _in_flight: InFlight,
     max_memory_bytes: usize,
     max_table_elements: usize,
+    max_body_bytes: usize,
 }
 
 impl HostState {
@@ -196,6 +197,7 @@ impl HostState {
             _in_flight: config.metrics.instance(),
             max_memory_bytes: limits.max_memory_bytes,
             max_table_elements: limits.max_table_elements,
+            max_body_bytes: limits.max_body_bytes,
         })
     }
 
@@ -213,6 +215,7 @@ impl HostState {
             models: self.nn.models(),
             nn: &self.nn,
             health: &self.health,
+            max_body_bytes: self.max_body_bytes,
         }
     }
 }

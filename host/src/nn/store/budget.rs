@@ -55,6 +55,7 @@ impl ModelStore {
         let served = Arc::new(ServedModel::new(
             loaded,
             self.charges.charge(cost),
+            plan.stats.clone(),
             self.options.bounds,
             &self.metrics,
         ));

@@ -9,6 +9,7 @@ use super::Unavailable;
 use super::scan::{self, ScannedModel, ScannedVersion};
 use crate::nn::ServedModel;
 use crate::nn::model_config::{LoadPolicy, ModelConfig};
+use crate::nn::stats::InferenceStats;
 
 #[derive(Default)]
 pub(super) struct State {
@@ -38,6 +39,9 @@ pub(super) struct VersionEntry {
     pub(super) measured: Option<u64>,
     pub(super) last_used: u64,
     pub(super) state: VersionState,
+    /// Its inference statistics: kept while its files stay the same, so an
+    /// eviction does not reset them.
+    pub(super) stats: Arc<InferenceStats>,
 }
 
 pub(super) type LoadOutcome = Result<Arc<ServedModel>, Unavailable>;
@@ -64,6 +68,7 @@ pub(super) struct LoadPlan {
     pub(super) config: Arc<ModelConfig>,
     pub(super) estimate: u64,
     pub(super) file_bytes: u64,
+    pub(super) stats: Arc<InferenceStats>,
 }
 
 impl VersionEntry {
@@ -77,6 +82,7 @@ impl VersionEntry {
             measured: None,
             last_used: 0,
             state: VersionState::Idle(NOT_LOADED),
+            stats: Arc::default(),
         }
     }
 
@@ -100,6 +106,7 @@ impl VersionEntry {
             config,
             estimate: self.measured.unwrap_or(self.file_bytes),
             file_bytes: self.file_bytes,
+            stats: self.stats.clone(),
         })
     }
 }

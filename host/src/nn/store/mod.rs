@@ -17,6 +17,7 @@
 //!   request gets [`Unavailable::NoRoom`] (a 503) and nothing is unloaded.
 
 mod budget;
+mod describe;
 mod entry;
 pub mod memory;
 mod reload;
@@ -36,8 +37,7 @@ use super::{BackendKind, ModelError, ModelInterface, ServedModel};
 use crate::metrics::Metrics;
 use budget::LoadError;
 use entry::{
-    LoadOutcome, LoadPlan, ModelEntry, NO_ROOM_AT_START, NOT_LOADED, State, UNLOADED, VersionEntry,
-    VersionState,
+    LoadOutcome, LoadPlan, ModelEntry, NO_ROOM_AT_START, NOT_LOADED, State, UNLOADED, VersionState,
 };
 use memory::{Charges, mib};
 
@@ -125,6 +125,12 @@ pub struct ModelDescription {
     /// Read from the newest loaded version; else as its `model.toml` (or its
     /// ONNX graph) declares it.
     pub interface: ModelInterface,
+    /// Triton's `max_batch_size` (see [`crate::nn::InputBounds::max_batch_size`]).
+    pub max_batch_size: u64,
+    /// Its `model.toml`'s `labels` file, by its name in the model's folder.
+    pub labels_file: Option<String>,
+    /// Its `model.toml`'s `[preprocess] layout` ("nchw", "nhwc"), if any.
+    pub layout: Option<String>,
 }
 
 /// What a reload did.
@@ -459,39 +465,6 @@ impl ModelStore {
             .iter()
             .filter(|v| version.is_none_or(|wanted| v.name == wanted))
             .any(|v| !matches!(v.state, VersionState::Failed(_)))
-    }
-
-    /// What `name` is, without loading it.
-    pub fn describe(&self, name: &str) -> Option<ModelDescription> {
-        let state = self.state();
-        let entry = state.models.get(name)?;
-        let versions = entry.versions.iter().map(|v| v.name.clone()).collect();
-        if let Some(model) = entry.versions.iter().rev().find_map(VersionEntry::ready) {
-            return Some(ModelDescription {
-                name: name.to_string(),
-                versions,
-                platform: model.backend.to_string(),
-                description: model.description.clone(),
-                interface: model.interface.clone(),
-            });
-        }
-        let config = entry
-            .versions
-            .iter()
-            .rev()
-            .find_map(|v| v.config.as_ref().ok());
-        let platform = match (self.options.force, config) {
-            (Some(kind), _) => kind.to_string(),
-            (None, Some(config)) => config.backend.to_string(),
-            (None, None) => "auto".into(),
-        };
-        Some(ModelDescription {
-            name: name.to_string(),
-            versions,
-            platform,
-            description: config.and_then(|c| c.description.clone()),
-            interface: config.map(|c| c.declared_interface()).unwrap_or_default(),
-        })
     }
 }
 

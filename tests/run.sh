@@ -41,6 +41,8 @@ if ! cmp -s tests/oip/requirements.txt "$oip_venv/requirements.txt"; then
     cp tests/oip/requirements.txt "$oip_venv/requirements.txt"
 fi
 export WASI_INFER_TEST_PYTHON="$PWD/$oip_venv/bin/python"
+# Triton's perf_analyzer (tests/e2e/oip_extensions.rs), into target/perf-analyzer.
+tests/oip/fetch-perf-analyzer.sh "$WASI_INFER_TEST_PYTHON"
 
 # One profile for the server binary and the tests, so wasmtime is built once.
 cargo test --release --workspace

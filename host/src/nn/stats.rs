@@ -18,45 +18,15 @@
 //! kept by the store per version, so they survive a version's eviction and
 //! reload, and start again at zero for a version whose files change.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A count and the time spent, in nanoseconds.
+/// The counters of one version, behind one lock so that a snapshot is of
+/// whole executions (a client that reads them while requests run, as
+/// perf_analyzer does, finds the inferences to be the executions times the
+/// batch): one uncontended lock per compute costs nothing beside the compute.
 #[derive(Debug, Default)]
-struct Tally {
-    count: AtomicU64,
-    nanos: AtomicU64,
-}
-
-impl Tally {
-    fn add(&self, spent: Duration) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
-        self.nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-
-    fn read(&self) -> DurationStat {
-        DurationStat {
-            count: self.count.load(Ordering::Relaxed),
-            nanos: self.nanos.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// The counters of one version.
-#[derive(Debug, Default)]
-pub struct InferenceStats {
-    /// Milliseconds since the Unix epoch of the last inference; 0 for none.
-    last_inference_ms: AtomicU64,
-    inference_count: AtomicU64,
-    execution_count: AtomicU64,
-    success: Tally,
-    fail: Tally,
-    queue: Tally,
-    compute_input: Tally,
-    compute_infer: Tally,
-    compute_output: Tally,
-}
+pub struct InferenceStats(Mutex<StatsSnapshot>);
 
 /// One `compute` call, as [`InferenceStats::record`] counts it.
 #[derive(Debug, Clone, Copy)]
@@ -77,42 +47,37 @@ impl InferenceStats {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        self.last_inference_ms.fetch_max(now_ms, Ordering::Relaxed);
+        // Counters only: a panic elsewhere cannot leave them half-written.
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.last_inference_ms = s.last_inference_ms.max(now_ms);
         if execution.succeeded {
-            self.success.add(execution.total);
-            self.inference_count
-                .fetch_add(execution.batch, Ordering::Relaxed);
-            self.execution_count.fetch_add(1, Ordering::Relaxed);
+            s.success.add(execution.total);
+            s.inference_count += execution.batch;
+            s.execution_count += 1;
         } else {
-            self.fail.add(execution.total);
+            s.fail.add(execution.total);
         }
-        self.compute_input.add(execution.input);
-        let phases = [
-            (&self.queue, execution.queue),
-            (&self.compute_infer, execution.infer),
-            (&self.compute_output, execution.output),
-        ];
-        for (tally, spent) in phases {
+        s.compute_input.add(execution.input);
+        let StatsSnapshot {
+            queue,
+            compute_infer,
+            compute_output,
+            ..
+        } = &mut *s;
+        for (stat, spent) in [
+            (queue, execution.queue),
+            (compute_infer, execution.infer),
+            (compute_output, execution.output),
+        ] {
             if let Some(spent) = spent {
-                tally.add(spent);
+                stat.add(spent);
             }
         }
     }
 
-    /// What the counters say now (each counter read on its own: a snapshot
-    /// taken while inferences run may be one inference apart between them).
+    /// What the counters say now.
     pub fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            last_inference_ms: self.last_inference_ms.load(Ordering::Relaxed),
-            inference_count: self.inference_count.load(Ordering::Relaxed),
-            execution_count: self.execution_count.load(Ordering::Relaxed),
-            success: self.success.read(),
-            fail: self.fail.read(),
-            queue: self.queue.read(),
-            compute_input: self.compute_input.read(),
-            compute_infer: self.compute_infer.read(),
-            compute_output: self.compute_output.read(),
-        }
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -120,6 +85,14 @@ impl InferenceStats {
 pub struct DurationStat {
     pub count: u64,
     pub nanos: u64,
+}
+
+impl DurationStat {
+    fn add(&mut self, spent: Duration) {
+        self.count += 1;
+        let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos = self.nanos.saturating_add(nanos);
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

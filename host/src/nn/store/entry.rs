@@ -179,9 +179,8 @@ impl ModelEntry {
         newest_ready
             .or(newest_loadable)
             .or(self.versions.len().checked_sub(1))
-            .ok_or_else(|| Unavailable::Failed {
+            .ok_or_else(|| Unavailable::Unservable {
                 model: model.to_string(),
-                version: "-".into(),
                 reason: self
                     .problem
                     .clone()

@@ -81,6 +81,10 @@ pub enum Unavailable {
         version: String,
         reason: String,
     },
+    /// No version to name: its folder holds none that can be read, or a
+    /// load of its newest went away without a word.
+    #[error("model {model:?} cannot be served: {reason}")]
+    Unservable { model: String, reason: String },
     #[error(
         "model {model:?} needs about {} but the model memory budget ({}) is held by models \
          with requests running ({} in use); try again shortly",
@@ -340,10 +344,17 @@ impl ModelStore {
         self.metrics
             .model_load_waited(name, started.elapsed().as_secs_f64());
         outcome.unwrap_or_else(|| {
-            Err(Unavailable::Failed {
-                model: name.to_string(),
-                version: version.unwrap_or("-").to_string(),
-                reason: "its load failed unexpectedly (the server log has the details)".into(),
+            let reason = "its load failed unexpectedly (the server log has the details)".into();
+            Err(match version {
+                Some(version) => Unavailable::Failed {
+                    model: name.to_string(),
+                    version: version.to_string(),
+                    reason,
+                },
+                None => Unavailable::Unservable {
+                    model: name.to_string(),
+                    reason,
+                },
             })
         })
     }

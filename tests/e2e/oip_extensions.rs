@@ -28,8 +28,9 @@ fn write_cnn(dir: &Path, batch: i64) {
     std::fs::write(dir.join("model.toml"), toml).unwrap();
 }
 
-#[test]
-fn tritonclient_uses_configuration_classification_statistics_and_compression() {
+/// A server of the CNN as `batched` and as `pinned` (on tract: the
+/// extensions are the function's and the host's, the same on every backend).
+fn cnn_server() -> (tempfile::TempDir, Server) {
     let repo = tempfile::tempdir().unwrap();
     write_cnn(&repo.path().join("batched"), -1);
     write_cnn(&repo.path().join("pinned"), 1);
@@ -39,6 +40,12 @@ fn tritonclient_uses_configuration_classification_statistics_and_compression() {
         "--backend",
         "tract",
     ]);
+    (repo, server)
+}
+
+#[test]
+fn tritonclient_uses_configuration_classification_statistics_and_compression() {
+    let (_repo, server) = cnn_server();
     let output = Command::new(test_python())
         .current_dir(root())
         .arg(root().join("tests/oip/extensions_check.py"))
@@ -86,15 +93,7 @@ fn server_figure(report: &str, name: &str) -> u64 {
 
 #[test]
 fn perf_analyzer_measures_batched_and_unbatched_models_with_the_servers_statistics() {
-    let repo = tempfile::tempdir().unwrap();
-    write_cnn(&repo.path().join("batched"), -1);
-    write_cnn(&repo.path().join("pinned"), 1);
-    let server = Server::start(&[
-        "--models",
-        repo.path().to_str().unwrap(),
-        "--backend",
-        "tract",
-    ]);
+    let (_repo, server) = cnn_server();
     let binary = perf_analyzer();
     let lib = binary.parent().unwrap().join("lib");
     for (model, batch) in [("batched", 4u64), ("pinned", 1)] {

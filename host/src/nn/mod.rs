@@ -460,10 +460,9 @@ impl ComponentModels {
         self.store.acquire(model, version).await
     }
 
-    /// Runs one inference of `model` on an inference thread, within its
-    /// input bounds; `stop` (or dropping the future) cancels it.
-    /// Runs `model` on an inference thread (see [`threads`]), once the
-    /// inputs are within its bounds; says how long it waited and ran.
+    /// Runs one inference of `model` on an inference thread (see
+    /// [`threads`]), within its input bounds; `stop` (or dropping the
+    /// future) cancels it. Says how long it waited for a thread and ran.
     pub async fn run(
         &self,
         model: &ServedModel,

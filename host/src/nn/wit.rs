@@ -238,6 +238,20 @@ pub struct NnView<'a> {
 }
 
 impl NnView<'_> {
+    /// Gives the outputs' names to the guest and keeps their tensors in
+    /// its table, charged to its tensor budget.
+    fn hand_over(
+        &mut self,
+        outputs: Vec<BackendTensor>,
+    ) -> wasmtime::Result<Vec<(String, Resource<Tensor>)>> {
+        let mut named = Vec::with_capacity(outputs.len());
+        for BackendTensor { name, tensor } in outputs {
+            self.nn.charge(tensor_bytes(&tensor))?;
+            named.push((name, self.table.push(tensor)?));
+        }
+        Ok(named)
+    }
+
     /// The error as the guest's resource, charged while it lives.
     fn fail<T>(&mut self, error: NnError) -> wasmtime::Result<Result<T, Resource<NnError>>> {
         self.nn.charge(error_bytes(&error))?;
@@ -411,9 +425,6 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
         };
         // The inputs are gone with the inference.
         self.nn.refund(input_bytes);
-        if self.nn.stop.is_cancelled() {
-            return Err(StoppedInCompute.into());
-        }
         let (outcome, queue, infer) = match timed {
             Ok(timed) => (
                 timed.outcome.map_err(NnError::backend),
@@ -423,17 +434,15 @@ impl inference::HostGraphExecutionContext for NnView<'_> {
             Err(error) => (Err(error), None, None),
         };
         let output_started = Instant::now();
-        let answer = match outcome {
-            Ok(outputs) => {
-                let mut named = Vec::with_capacity(outputs.len());
-                for BackendTensor { name, tensor } in outputs {
-                    // The name goes to the guest; the tensor stays here.
-                    self.nn.charge(tensor_bytes(&tensor))?;
-                    named.push((name, self.table.push(tensor)?));
-                }
-                Ok(Ok(named))
+        // Every way out is counted: a stopped instance's compute and one
+        // whose outputs are past its tensor budget are failures too.
+        let answer = if self.nn.stop.is_cancelled() {
+            Err(StoppedInCompute.into())
+        } else {
+            match outcome {
+                Ok(outputs) => self.hand_over(outputs).map(Ok),
+                Err(error) => self.fail(error),
             }
-            Err(error) => self.fail(error),
         };
         let succeeded = matches!(answer, Ok(Ok(_)));
         model.stats.record(Execution {

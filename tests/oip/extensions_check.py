@@ -16,7 +16,6 @@ first failure.
 import gzip
 import json
 import sys
-import traceback
 import urllib.error
 import urllib.request
 import zlib
@@ -27,20 +26,12 @@ import numpy as np
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from checking import ok, run
+
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "tests" / "data" / "fashion-mnist" / "t10k-images-idx3-ubyte.gz"
 LABELS = ROOT / "models" / "fashion-mnist-cnn" / "labels.txt"
 BATCHED, PINNED = "batched", "pinned"
-
-
-class Failure(Exception):
-    pass
-
-
-def ok(what, condition, seen):
-    if not condition:
-        raise Failure(f"{what}: {seen}")
-    print(f"ok    {what}: {seen}", flush=True)
 
 
 def refused(call):
@@ -263,12 +254,4 @@ def main(address):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1])
-    except Failure as failure:
-        print(f"FAILED {failure}", flush=True)
-        sys.exit(1)
-    except Exception:  # noqa: BLE001 - any other error is a failed check too
-        traceback.print_exc()
-        print("FAILED with an exception", flush=True)
-        sys.exit(1)
+    run(main, sys.argv[1])

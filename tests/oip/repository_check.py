@@ -11,22 +11,13 @@ script exits 1. tests/e2e/model_store.rs runs it.
 """
 
 import sys
-import traceback
 
 import numpy as np
 
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-
-class Failure(Exception):
-    pass
-
-
-def ok(what, condition, seen):
-    if not condition:
-        raise Failure(f"{what}: {seen}")
-    print(f"ok    {what}: {seen}", flush=True)
+from checking import ok, run
 
 
 def refused(call):
@@ -80,12 +71,4 @@ def main(address, token):
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1], sys.argv[2])
-    except Failure as failure:
-        print(f"FAILED {failure}", flush=True)
-        sys.exit(1)
-    except Exception:  # noqa: BLE001 - any other error is a failed check too
-        traceback.print_exc()
-        print("FAILED with an exception", flush=True)
-        sys.exit(1)
+    run(main, sys.argv[1], sys.argv[2])

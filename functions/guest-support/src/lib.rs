@@ -8,15 +8,18 @@
 //!   with tract compiled in, with errors mapped to HTTP;
 //! - [`preinit`]: work done once, before deployment, into a snapshot (Wizer);
 //! - [`models`]: the models' metadata and the server's readiness, from the host;
-//! - [`form`]: the file of a `multipart/form-data` upload.
+//! - [`form`]: the file of a `multipart/form-data` upload;
+//! - [`Timings`]: where a request's time went, as a `Server-Timing` header.
 
 mod error;
 pub mod form;
 pub mod models;
 pub mod nn;
 pub mod preinit;
+mod timing;
 
 pub use error::{ApiError, json_response};
+pub use timing::Timings;
 
 use std::path::PathBuf;
 

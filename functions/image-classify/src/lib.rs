@@ -26,14 +26,11 @@
 //! optimised.
 
 mod metadata;
-mod timing;
 
 use serde::Serialize;
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
-use wasi_infer_guest::{ApiError, form, model_name, nn};
-
-use timing::Timings;
+use wasi_infer_guest::{ApiError, Timings, form, model_name, nn};
 
 /// Used when neither the query nor the `default_top_k` variable says otherwise.
 const FALLBACK_TOP_K: usize = 5;
@@ -60,12 +57,7 @@ wasi_infer_guest::preinit::export_preinit!(Preinit);
 fn handle(req: Request) -> Response {
     let mut timings = Timings::start();
     match classify(&req, &mut timings) {
-        Ok(body) => Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .header("server-timing", timings.header())
-            .body(body)
-            .build(),
+        Ok(body) => timings.json_response(body),
         Err(err) => err.into_response(),
     }
 }

@@ -18,7 +18,7 @@
 //! an unknown model, 405 (with `Allow: POST`) for another method, 500 when the
 //! model or its files misbehave.
 //!
-//! Tokenisation runs here, inside the sandbox, with the model's `tokenizer.json`;
+//! Tokenisation ([`text_prep`]) runs here, inside the sandbox, with the model's `tokenizer.json`;
 //! then each text goes to the host in its own wasi-nn compute (`[1, tokens]`),
 //! so a text's embedding never depends on the other texts of the request. How to tokenise and which output to return are
 //! read from the `[preprocess]` table of the model's `model.toml`, which the
@@ -28,15 +28,12 @@
 //! default) or compiled in (`self-contained`), and either may be
 //! pre-initialised, so that a fresh instance starts with the tokenizer built.
 
-mod batch;
-mod metadata;
 mod prepared;
-mod request;
-mod tokenize;
 
 use serde::Serialize;
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
+use text_prep::{batch, metadata, request, tokenize};
 use wasi_infer_guest::{ApiError, json_response, model_name, nn};
 
 #[derive(Serialize)]
@@ -81,7 +78,7 @@ fn embed(req: &Request) -> Result<Vec<u8>, ApiError> {
     let (meta, tokenizer) = match &prepared {
         Some(p) => (&p.meta, &p.tokenizer),
         None => {
-            let meta = metadata::ModelMetadata::load(model)?;
+            let meta = metadata::ModelMetadata::load(model, metadata::TEXT_EMBEDDING)?;
             tokenizer_json = tokenize::read(&meta.tokenizer_path)?;
             let tokenizer = tokenize::Tokenizer::from_json(&tokenizer_json, meta.max_length)?;
             loaded = (meta, tokenizer);

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use wasi_infer_guest::{ApiError, nn};
 
-use crate::metadata::ModelMetadata;
-use crate::tokenize::{self, Tokenizer};
+use text_prep::ModelMetadata;
+use text_prep::tokenize::{self, Tokenizer};
 
 pub struct Prepared {
     pub meta: ModelMetadata,
@@ -27,7 +27,7 @@ pub fn get(model: &str) -> Option<Arc<Prepared>> {
 /// Prepares a text-embedding model; answers whether it is one (others are
 /// not this function's).
 pub fn prepare(model: &str) -> Result<bool, ApiError> {
-    let meta = match ModelMetadata::load(model) {
+    let meta = match ModelMetadata::load(model, text_prep::metadata::TEXT_EMBEDDING) {
         Ok(meta) => meta,
         Err(e) if e.status == 400 => return Ok(false),
         Err(e) => return Err(e),

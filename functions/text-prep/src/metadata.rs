@@ -1,4 +1,4 @@
-//! What this function needs to know about a model, read from its `model.toml`
+//! What a text function needs to know about a model, read from its `model.toml`
 //! (mounted read-only at `/models/<model>/`): which inputs it takes and the
 //! `[preprocess]` table (tokenizer, maximum length, output to return). The host
 //! reads the same file for the rest.
@@ -6,6 +6,9 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use wasi_infer_guest::ApiError;
+
+/// The `task` of sentence embedders in `model.toml`.
+pub const TEXT_EMBEDDING: &str = "text-embedding";
 
 /// The shortest useful `max_length`: [CLS], one token, [SEP].
 const MIN_MAX_LENGTH: usize = 3;
@@ -17,7 +20,8 @@ pub struct ModelMetadata {
     /// The tokenizer.json file, resolved against the model directory.
     pub tokenizer_path: PathBuf,
     pub max_length: usize,
-    /// The output to return, one embedding per row.
+    /// The output the function answers with (an embedder's: one embedding
+    /// per row).
     pub output: String,
 }
 
@@ -36,7 +40,7 @@ struct TensorName {
     name: String,
 }
 
-/// The `[preprocess]` table of a text-embedding model.
+/// The `[preprocess]` table of a text model.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TextPreprocess {
@@ -48,26 +52,31 @@ struct TextPreprocess {
 }
 
 impl ModelMetadata {
-    pub fn load(model: &str) -> Result<Self, ApiError> {
+    /// Reads the model's `model.toml`, for a function that serves models of
+    /// `task` (e.g. `"text-embedding"`): a model that declares another task,
+    /// or has no tokenizer, is the request's mistake (400).
+    pub fn load(model: &str, task: &str) -> Result<Self, ApiError> {
         let file = wasi_infer_guest::read_model_toml(model)?;
-        Self::parse(model, &file.dir, &file.path, &file.text)
+        Self::parse(model, task, &file.dir, &file.path, &file.text)
     }
 
-    fn parse(model: &str, dir: &Path, path: &Path, text: &str) -> Result<Self, ApiError> {
+    fn parse(
+        model: &str,
+        task: &str,
+        dir: &Path,
+        path: &Path,
+        text: &str,
+    ) -> Result<Self, ApiError> {
         let invalid = |e: &dyn std::fmt::Display| {
             ApiError::internal(format!("invalid {}: {e}", path.display()))
         };
         let parsed: ModelToml = toml::from_str(text).map_err(|e| invalid(&e))?;
         let not_text_model = || {
             ApiError::bad_request(format!(
-                "model {model:?} is not a text-embedding model (its model.toml has no [preprocess] tokenizer)"
+                "model {model:?} is not a {task} model (its model.toml has no [preprocess] tokenizer)"
             ))
         };
-        if parsed
-            .task
-            .as_deref()
-            .is_some_and(|t| t != "text-embedding")
-        {
+        if parsed.task.as_deref().is_some_and(|t| t != task) {
             return Err(not_text_model());
         }
         let table = parsed.preprocess.ok_or_else(not_text_model)?;
@@ -96,7 +105,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<ModelMetadata, ApiError> {
         let dir = Path::new("/models/m");
-        ModelMetadata::parse("m", dir, &dir.join("model.toml"), text)
+        ModelMetadata::parse("m", "text-embedding", dir, &dir.join("model.toml"), text)
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use std::time::Instant;
 
+use spin_sdk::http::Response;
+
 pub struct Timings {
     last: Instant,
     laps: Vec<(&'static str, f64)>,
@@ -24,6 +26,17 @@ impl Timings {
         let ms = (now - self.last).as_secs_f64() * 1000.0;
         self.laps.push((name, ms));
         self.last = now;
+    }
+
+    /// A 200 with a JSON `body` and the `Server-Timing` header of the stages
+    /// so far.
+    pub fn json_response(&self, body: Vec<u8>) -> Response {
+        Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .header("server-timing", self.header())
+            .body(body)
+            .build()
     }
 
     pub fn header(&self) -> String {

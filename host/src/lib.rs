@@ -13,6 +13,7 @@
 //! - [`metrics`], [`health`]: what the server tells operators.
 //! - [`edge`]: pre-initialised components, and an application as one bundle.
 //! - [`eval`]: evaluates a deployed image classifier over HTTP (`wasi-infer eval`).
+//! - [`scaffold`]: a new function from a template (`wasi-infer new`).
 //!
 //! Embedding, without a socket:
 //!
@@ -36,6 +37,7 @@ pub mod limits;
 pub mod metrics;
 pub mod nn;
 pub mod runtime;
+pub mod scaffold;
 pub mod variables;
 
 /// The manifest (and its routes), in a crate of its own: free of any runtime,

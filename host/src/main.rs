@@ -84,6 +84,9 @@ enum Command {
     /// accuracy, top-5, per-class precision/recall/F1, confusion matrix,
     /// latency and throughput.
     Eval(Box<cli::eval::EvalArgs>),
+    /// Write a new function from a template into functions/<NAME>/, add it
+    /// to the functions' workspace and route to it in the manifest.
+    New(cli::new::NewArgs),
     /// Look into a model repository.
     Models {
         /// The model repository.
@@ -143,6 +146,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bundle(args) => cli::bundle::bundle(args),
         Command::Preinit(args) => cli::preinit::preinit(args),
         Command::Eval(args) => cli::eval::eval(*args, human),
+        Command::New(args) => cli::new::new(args),
         Command::Models { models, command } => match command {
             ModelsCommand::List => cli::models::list(&models),
             ModelsCommand::Inspect {

@@ -14,6 +14,7 @@ mod hardening;
 mod limits;
 mod model_folder;
 mod model_store;
+mod new_function;
 mod observability;
 mod oip_extensions;
 mod open_inference;

@@ -27,6 +27,19 @@ pub fn photo(name: &str) -> Vec<u8> {
     std::fs::read(root().join("tests/data/images").join(name)).unwrap()
 }
 
+/// Copies a folder and everything in it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
 /// Builds the test-only components (tests/components) once per test run.
 pub fn build_test_components() {
     static BUILT: OnceLock<()> = OnceLock::new();

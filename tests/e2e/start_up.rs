@@ -1,8 +1,6 @@
 //! A bad manifest or model stops start-up with an error that names the culprit.
 
-use std::path::Path;
-
-use crate::server::{Server, root, start_up_error};
+use crate::server::{Server, copy_dir, root, start_up_error};
 
 /// A copy of the example application in a temporary directory, with `edit`
 /// applied to its manifest; returns the directory.
@@ -27,18 +25,6 @@ ai_models = ["m"]
 "#;
     std::fs::write(dir.path().join("spin.toml"), edit(manifest.to_string())).unwrap();
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 fn error_for(dir: &tempfile::TempDir, env: &[(&str, &str)]) -> String {

@@ -7,6 +7,7 @@ pub mod check;
 pub mod compile;
 pub mod eval;
 pub mod models;
+pub mod new;
 pub mod preinit;
 pub mod progress;
 pub mod serve;

@@ -73,6 +73,25 @@ pub fn prepare(model: &str) -> Result<(), ApiError> {
     })
 }
 
+/// A model for many computes: the optimised plan, which this instance
+/// keeps anyway.
+pub struct Session {
+    model: String,
+}
+
+impl Session {
+    pub fn open(model: &str) -> Result<Self, Failure> {
+        model_named(model)?;
+        Ok(Self {
+            model: model.to_string(),
+        })
+    }
+
+    pub fn compute(&self, inputs: Vec<(String, InputTensor)>) -> Result<Vec<Output>, Failure> {
+        run(&self.model, inputs)
+    }
+}
+
 pub fn run(model: &str, inputs: Vec<(String, InputTensor)>) -> Result<Vec<Output>, Failure> {
     let model = model_named(model)?;
     let mut inputs = inputs;

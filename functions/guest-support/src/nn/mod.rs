@@ -165,34 +165,68 @@ struct Failure {
 /// Loads `model` by name and computes; an unknown model is always a 404.
 fn run(model: &str, inputs: Vec<Input>, blame: Blame) -> Result<Vec<Output>, ApiError> {
     let inputs = inputs.into_iter().map(|i| (i.name, i.tensor)).collect();
-    backend::run(model, inputs).map_err(|f| {
-        if f.doing == backend::LOADING {
-            return match f.code {
-                ErrorCode::NotFound if !model.contains('@') => ApiError::not_found(format!(
-                    "no model named {model:?} is available to this function"
-                )),
-                // No such version: the host's message names those there are.
-                ErrorCode::NotFound => ApiError::not_found(f.message),
-                // The model exists but cannot be had now (it failed to load,
-                // was unloaded, or the memory budget has no room): the
-                // host's message says which.
-                _ => ApiError::unavailable(f.message),
-            };
-        }
-        let message = format!(
-            "{} failed {}: {:?}: {}",
-            backend::NAME,
-            f.doing,
-            f.code,
-            f.message
-        );
-        match (blame, status_of(f.code)) {
-            (Blame::ByCode, 400) => ApiError::bad_request(message),
-            (Blame::ByCode, 404) => ApiError::not_found(message),
-            (Blame::ByCode, 413) => ApiError::payload_too_large(message),
-            _ => ApiError::internal(message),
-        }
-    })
+    backend::run(model, inputs).map_err(|f| api_error(model, f, blame))
+}
+
+/// A model loaded once for many computes: a recurrent model fed chunk by
+/// chunk, or one stage of a pipeline run over many crops. [`compute`] loads
+/// the model (by name: a lookup in the host) and makes an execution context
+/// on every call; a session does both once.
+pub struct Session {
+    model: String,
+    inner: backend::Session,
+}
+
+impl Session {
+    /// Loads `model`: an unknown one is a 404, one that cannot be had now
+    /// (failed to load, no room in the memory budget) a 503.
+    pub fn open(model: &str) -> Result<Self, ApiError> {
+        let inner =
+            backend::Session::open(model).map_err(|f| api_error(model, f, Blame::Function))?;
+        Ok(Self {
+            model: model.to_string(),
+            inner,
+        })
+    }
+
+    /// Runs the model on `inputs`, which the function made: a refusal is a
+    /// 500, a tensor too large a 500 as well (bound the work before).
+    pub fn compute(&self, inputs: Vec<Input>) -> Result<Vec<Output>, ApiError> {
+        let inputs = inputs.into_iter().map(|i| (i.name, i.tensor)).collect();
+        self.inner
+            .compute(inputs)
+            .map_err(|f| api_error(&self.model, f, Blame::Function))
+    }
+}
+
+/// The HTTP error for a backend's failure with `model`.
+fn api_error(model: &str, f: Failure, blame: Blame) -> ApiError {
+    if f.doing == backend::LOADING {
+        return match f.code {
+            ErrorCode::NotFound if !model.contains('@') => ApiError::not_found(format!(
+                "no model named {model:?} is available to this function"
+            )),
+            // No such version: the host's message names those there are.
+            ErrorCode::NotFound => ApiError::not_found(f.message),
+            // The model exists but cannot be had now (it failed to load,
+            // was unloaded, or the memory budget has no room): the
+            // host's message says which.
+            _ => ApiError::unavailable(f.message),
+        };
+    }
+    let message = format!(
+        "{} failed {}: {:?}: {}",
+        backend::NAME,
+        f.doing,
+        f.code,
+        f.message
+    );
+    match (blame, status_of(f.code)) {
+        (Blame::ByCode, 400) => ApiError::bad_request(message),
+        (Blame::ByCode, 404) => ApiError::not_found(message),
+        (Blame::ByCode, 413) => ApiError::payload_too_large(message),
+        _ => ApiError::internal(message),
+    }
 }
 
 /// The HTTP status for a wasi-nn error code, when the tensors came from the

@@ -103,9 +103,10 @@ fn cargo_build(functions: &Path, root: &Path, args: &[&str]) {
 
 /// The functions the built-in application serves, as `app/builtin.rs`
 /// includes them.
-const BUILTIN: [&str; 3] = [
+const BUILTIN: [&str; 4] = [
     "image_classify.wasm",
     "text_embed.wasm",
+    "vad.wasm",
     "open_inference.wasm",
 ];
 

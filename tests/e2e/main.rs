@@ -23,4 +23,5 @@ mod slow_model;
 mod spin_compat;
 mod start_up;
 mod tensors;
+mod vad;
 mod worlds;

@@ -39,6 +39,10 @@ fn a_repository_is_served_by_the_built_in_application() {
     let reply = server.post("/embed/all-minilm-l6-v2", body.as_bytes());
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json()["dimensions"], 384);
+    let speech = std::fs::read(root().join("tests/data/vad/speech.wav")).unwrap();
+    let reply = server.post("/vad/silero-vad", &speech);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["segments"].as_array().map(Vec::len), Some(4));
     // ...and not for the others: the classifier may not load the embedder.
     let reply = server.post("/classify/all-minilm-l6-v2", &photo("coffee.png"));
     assert!(

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::json;
 
-use crate::server::{Server, copy_dir, photo, root};
+use crate::server::{Server, copy_dir, form_upload, photo, root};
 
 /// The functions the test writes: template, name, further arguments.
 const NEW: [(&str, &str, &[&str]); 3] = [
@@ -89,7 +89,7 @@ fn every_template_builds_passes_its_unit_tests_and_serves() {
         ours.header("server-timing")
             .is_some_and(|t| t.contains("inference;dur="))
     );
-    let upload = form_upload("chelsea.png", &image);
+    let upload = form_upload("chelsea.png", "image/png", &image);
     let uploaded = server.send(
         "POST",
         "/new-classifier/efficientnet-lite0",
@@ -249,12 +249,4 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// `curl -F file=@NAME`'s body, with the boundary `XyZ`.
-fn form_upload(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut body = format!("--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: image/png\r\n\r\n").into_bytes();
-    body.extend_from_slice(data);
-    body.extend_from_slice(b"\r\n--XyZ--\r\n");
-    body
 }

@@ -14,13 +14,14 @@ pub fn root() -> PathBuf {
 }
 
 /// Every model of the repository, in name order.
-pub const MODELS: [&str; 6] = [
+pub const MODELS: [&str; 7] = [
     "all-minilm-l6-v2",
     "efficientnet-lite0",
     "efficientnet-lite0-int8",
     "fashion-mnist-cnn",
     "fashion-mnist-cnn-int8",
     "fashion-mnist-cnn-pruned",
+    "silero-vad",
 ];
 
 pub fn photo(name: &str) -> Vec<u8> {
@@ -38,6 +39,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
     }
+}
+
+/// `curl -F file=@NAME`'s body: one file part of `content_type`, with the
+/// boundary `XyZ`.
+pub fn form_upload(name: &str, content_type: &str, data: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(data);
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    body
 }
 
 /// Builds the test-only components (tests/components) once per test run.

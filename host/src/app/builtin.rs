@@ -3,8 +3,8 @@
 //! (KServe's storage initializer mounts one at `/mnt/models`).
 //!
 //! Every model is served by the Open Inference Protocol (`/v2/...`), and by
-//! `/classify/<model>` or `/embed/<model>` when its `model.toml` declares the
-//! `task` those functions perform. The functions are the ones this repository
+//! `/classify/<model>`, `/embed/<model>` or `/vad/<model>` when its
+//! `model.toml` declares the `task` those functions perform. The functions are the ones this repository
 //! builds, carried inside the binary (see `host/build.rs`), so a model folder
 //! and the `wasi-infer` binary are all a machine needs.
 
@@ -47,6 +47,13 @@ const TEXT_EMBED: Function = Function {
     wasm: include_bytes!(concat!(env!("WASI_INFER_BUILTIN_DIR"), "/text_embed.wasm")),
 };
 
+const VAD: Function = Function {
+    id: "vad",
+    route: "/vad/...",
+    description: "Reads a WAV recording and finds its speech with a voice activity model through wasi-nn",
+    wasm: include_bytes!(concat!(env!("WASI_INFER_BUILTIN_DIR"), "/vad.wasm")),
+};
+
 const OPEN_INFERENCE: Function = Function {
     id: "open-inference",
     route: "/v2/...",
@@ -85,6 +92,7 @@ impl BuiltinApp {
         }
         let mut classifiers = Vec::new();
         let mut embedders = Vec::new();
+        let mut voice_detectors = Vec::new();
         for name in &names {
             let dir = repository
                 .model_dir(name)
@@ -99,6 +107,7 @@ impl BuiltinApp {
             match task {
                 Some(Task::ImageClassification) => classifiers.push(name.clone()),
                 Some(Task::TextEmbedding) => embedders.push(name.clone()),
+                Some(Task::VoiceActivityDetection) => voice_detectors.push(name.clone()),
                 None => {}
             }
         }
@@ -135,6 +144,8 @@ impl BuiltinApp {
         for (function, models, files) in [
             (&IMAGE_CLASSIFY, classifiers, model_files.clone()),
             (&TEXT_EMBED, embedders, model_files),
+            // It learns the model's inputs from the host's metadata.
+            (&VAD, voice_detectors, Vec::new()),
             // The protocol learns everything from the host's metadata.
             (&OPEN_INFERENCE, names, Vec::new()),
         ] {
@@ -178,7 +189,7 @@ impl BuiltinApp {
     /// The built-in components' bytes, for `wasi-infer compile`; empty when
     /// the binary was built without them.
     pub fn functions() -> impl Iterator<Item = (&'static str, &'static [u8])> {
-        [IMAGE_CLASSIFY, TEXT_EMBED, OPEN_INFERENCE]
+        [IMAGE_CLASSIFY, TEXT_EMBED, VAD, OPEN_INFERENCE]
             .into_iter()
             .filter(|f| !f.wasm.is_empty())
             .map(|f| (f.id, f.wasm))

@@ -150,6 +150,10 @@ pub enum Task {
     /// Texts in, one vector each out: served at `/embed/<model>` (its
     /// `[preprocess]` names the tokenizer).
     TextEmbedding,
+    /// A recording in, its speech segments out: served at `/vad/<model>`
+    /// (a Silero-style recurrent model: a frame and a state in, a speech
+    /// probability and the next state out).
+    VoiceActivityDetection,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

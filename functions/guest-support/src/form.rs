@@ -58,6 +58,22 @@ pub fn is_multipart_form(content_type: &str) -> bool {
     essence(content_type) == "multipart/form-data"
 }
 
+/// What a client uploads, sent either way clients send a file: the first
+/// file of a `multipart/form-data` body (`curl -F file=@x`, an HTML form),
+/// or else the body itself (`curl --data-binary @x`), whatever its type
+/// says. A malformed form is a 400 naming what is wrong.
+pub fn file_or_body<'a>(
+    content_type: Option<&str>,
+    body: &'a [u8],
+) -> Result<&'a [u8], crate::ApiError> {
+    match content_type {
+        Some(ct) if is_multipart_form(ct) => first_file(ct, body)
+            .map(|file| file.data)
+            .map_err(|e| crate::ApiError::bad_request(e.to_string())),
+        _ => Ok(body),
+    }
+}
+
 /// The media type without parameters, lower-cased: `"Image/PNG; a=b"` is `"image/png"`.
 pub fn essence(content_type: &str) -> String {
     content_type

@@ -113,14 +113,7 @@ fn detect(req: &Request, timings: &mut Timings) -> Result<Vec<u8>, ApiError> {
 
 /// The WAV file: the first file of a form upload, or the body itself.
 fn wav_body<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<&'a [u8], ApiError> {
-    let wav = match content_type {
-        Some(ct) if form::essence(ct) == "multipart/form-data" => {
-            form::first_file(ct, body)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?
-                .data
-        }
-        _ => body,
-    };
+    let wav = form::file_or_body(content_type, body)?;
     if wav.is_empty() {
         return Err(ApiError::bad_request(
             "no recording: send a WAV file as the body, or upload it as a form file",

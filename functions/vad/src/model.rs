@@ -66,15 +66,7 @@ pub fn frame_probabilities(model: &str, samples: &[f32]) -> Result<Vec<f32>, Api
 fn read_outputs(outputs: Vec<nn::Output>) -> Result<(f32, Vec<f32>), ApiError> {
     let mut probability = None;
     let mut state = None;
-    for output in outputs {
-        if output.ty != nn::TensorType::Fp32 {
-            continue;
-        }
-        let values: Vec<f32> = output
-            .data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+    for values in outputs.iter().filter_map(nn::Output::f32_values) {
         match values.len() {
             1 => probability = Some(values[0]),
             STATE_LEN => state = Some(values),

@@ -73,6 +73,20 @@ pub struct Segment {
     pub end: usize,
 }
 
+/// The silences seen inside the segment being read. As in the reference, 0
+/// stands for "none" in the positions (a silence can only begin after the
+/// first frame).
+#[derive(Default)]
+struct Silences {
+    /// Where the current silence began: a tentative end.
+    temp_end: usize,
+    /// Where to cut when the segment grows too long (the legacy rule).
+    prev_end: usize,
+    next_start: usize,
+    /// Silences long enough to cut at: (start, length).
+    possible_ends: Vec<(usize, usize)>,
+}
+
 /// The speech segments of a recording of `audio_len` samples whose frames
 /// of [`FRAME`] samples had the speech probabilities `probs`.
 pub fn speech_segments(probs: &[f32], audio_len: usize, p: &Params) -> Vec<Segment> {
@@ -85,16 +99,11 @@ pub fn speech_segments(probs: &[f32], audio_len: usize, p: &Params) -> Vec<Segme
     let threshold = p.threshold;
     let neg_threshold = p.neg_threshold.unwrap_or((threshold - 0.15).max(0.01));
 
-    // As in the reference, 0 stands for "none" in temp_end, prev_end and
-    // next_start (a silence can only begin after the first frame).
     let mut triggered = false;
     let mut speeches: Vec<Segment> = Vec::new();
     // The segment being read: its start, once speech began.
     let mut current: Option<usize> = None;
-    let mut temp_end = 0usize;
-    let mut prev_end = 0usize;
-    let mut next_start = 0usize;
-    let mut possible_ends: Vec<(usize, usize)> = Vec::new();
+    let mut sil = Silences::default();
 
     for (i, &prob) in probs.iter().enumerate() {
         let prob = f64::from(prob);
@@ -102,14 +111,14 @@ pub fn speech_segments(probs: &[f32], audio_len: usize, p: &Params) -> Vec<Segme
 
         // Speech returns after a tentative end: remember the silence if it
         // was long enough to cut at.
-        if prob >= threshold && temp_end != 0 {
-            let sil_dur = cur_sample - temp_end;
+        if prob >= threshold && sil.temp_end != 0 {
+            let sil_dur = cur_sample - sil.temp_end;
             if sil_dur as f64 > min_silence_samples_at_max_speech {
-                possible_ends.push((temp_end, sil_dur));
+                sil.possible_ends.push((sil.temp_end, sil_dur));
             }
-            temp_end = 0;
-            if next_start < prev_end {
-                next_start = cur_sample;
+            sil.temp_end = 0;
+            if sil.next_start < sil.prev_end {
+                sil.next_start = cur_sample;
             }
         }
 
@@ -123,9 +132,10 @@ pub fn speech_segments(probs: &[f32], audio_len: usize, p: &Params) -> Vec<Segme
         if let (true, Some(start)) = (triggered, current)
             && (cur_sample - start) as f64 > max_speech_samples
         {
-            if p.use_max_poss_sil_at_max_speech && !possible_ends.is_empty() {
+            if p.use_max_poss_sil_at_max_speech && !sil.possible_ends.is_empty() {
                 // The longest silence (the first of equals, as Python's max).
-                let (end, dur) = possible_ends
+                let (end, dur) = sil
+                    .possible_ends
                     .iter()
                     .copied()
                     .fold(None, |best: Option<(usize, usize)>, e| match best {
@@ -133,77 +143,65 @@ pub fn speech_segments(probs: &[f32], audio_len: usize, p: &Params) -> Vec<Segme
                         _ => Some(e),
                     })
                     .unwrap_or_default();
-                prev_end = end;
+                sil.prev_end = end;
                 speeches.push(Segment { start, end });
                 current = None;
-                next_start = prev_end + dur;
-                if next_start < prev_end + cur_sample {
-                    current = Some(next_start);
+                sil.next_start = sil.prev_end + dur;
+                if sil.next_start < sil.prev_end + cur_sample {
+                    current = Some(sil.next_start);
                 } else {
                     triggered = false;
                 }
-                prev_end = 0;
-                next_start = 0;
-                temp_end = 0;
-                possible_ends.clear();
-            } else if prev_end != 0 {
+                sil = Silences::default();
+            } else if sil.prev_end != 0 {
                 speeches.push(Segment {
                     start,
-                    end: prev_end,
+                    end: sil.prev_end,
                 });
                 current = None;
-                if next_start < prev_end {
+                if sil.next_start < sil.prev_end {
                     triggered = false;
                 } else {
-                    current = Some(next_start);
+                    current = Some(sil.next_start);
                 }
-                prev_end = 0;
-                next_start = 0;
-                temp_end = 0;
-                possible_ends.clear();
+                sil = Silences::default();
             } else {
                 speeches.push(Segment {
                     start,
                     end: cur_sample,
                 });
                 current = None;
-                prev_end = 0;
-                next_start = 0;
-                temp_end = 0;
+                sil = Silences::default();
                 triggered = false;
-                possible_ends.clear();
                 continue;
             }
         }
 
         // Silence while in speech.
         if prob < neg_threshold && triggered {
-            if temp_end == 0 {
-                temp_end = cur_sample;
+            if sil.temp_end == 0 {
+                sil.temp_end = cur_sample;
             }
-            let sil_dur_now = cur_sample - temp_end;
+            let sil_dur_now = cur_sample - sil.temp_end;
             if !p.use_max_poss_sil_at_max_speech
                 && sil_dur_now as f64 > min_silence_samples_at_max_speech
             {
-                prev_end = temp_end;
+                sil.prev_end = sil.temp_end;
             }
             if (sil_dur_now as f64) < min_silence_samples {
                 continue;
             }
             if let Some(start) = current
-                && (temp_end as f64 - start as f64) > min_speech_samples
+                && (sil.temp_end as f64 - start as f64) > min_speech_samples
             {
                 speeches.push(Segment {
                     start,
-                    end: temp_end,
+                    end: sil.temp_end,
                 });
             }
             current = None;
-            prev_end = 0;
-            next_start = 0;
-            temp_end = 0;
+            sil = Silences::default();
             triggered = false;
-            possible_ends.clear();
             continue;
         }
     }

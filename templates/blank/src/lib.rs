@@ -121,17 +121,12 @@ fn answer(model: &str, outputs: Vec<nn::Output>) -> Result<Vec<u8>, ApiError> {
     let outputs = outputs
         .into_iter()
         .map(|o| {
-            if o.ty != nn::TensorType::Fp32 {
-                return Err(ApiError::internal(format!(
+            let data = o.f32_values().ok_or_else(|| {
+                ApiError::internal(format!(
                     "output {:?} is {:?}; this function answers FP32 outputs",
                     o.name, o.ty
-                )));
-            }
-            let data = o
-                .data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
+                ))
+            })?;
             Ok(Output {
                 name: o.name,
                 shape: o.dims,

@@ -76,14 +76,7 @@ fn classify(req: &Request, timings: &mut Timings) -> Result<Vec<u8>, ApiError> {
 
 /// The encoded image: the first file of a form upload, or the body itself.
 fn image_body<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<&'a [u8], ApiError> {
-    let image = match content_type {
-        Some(ct) if form::essence(ct) == "multipart/form-data" => {
-            form::first_file(ct, body)
-                .map_err(|e| ApiError::bad_request(e.to_string()))?
-                .data
-        }
-        _ => body,
-    };
+    let image = form::file_or_body(content_type, body)?;
     if image.is_empty() {
         return Err(ApiError::bad_request(
             "no image: send the encoded image as the body, or upload it as a form file",

@@ -109,17 +109,12 @@ pub fn infer_f32(
             "the model returned no output named {output_name:?}"
         ))
     })?;
-    if output.ty != TensorType::Fp32 {
-        return Err(ApiError::internal(format!(
+    let values = output.f32_values().ok_or_else(|| {
+        ApiError::internal(format!(
             "output {output_name:?} is {:?}, expected FP32",
             output.ty
-        )));
-    }
-    let values = output
-        .data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+        ))
+    })?;
     Ok(F32Output {
         dims: output.dims,
         values,
@@ -134,6 +129,18 @@ pub struct Output {
     pub dims: Vec<u32>,
     /// Little-endian elements, row-major.
     pub data: Vec<u8>,
+}
+
+impl Output {
+    /// Its elements, if it is an FP32 tensor.
+    pub fn f32_values(&self) -> Option<Vec<f32>> {
+        (self.ty == TensorType::Fp32).then(|| {
+            self.data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        })
+    }
 }
 
 /// Runs `model` on `inputs` and returns every output, in the backend's order.

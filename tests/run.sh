@@ -74,7 +74,9 @@ target/release/wasi-infer-bench --workload oip \
 # the default builds pre-initialised (bench/scripts/setup-edge.sh, which runs
 # deploy/edge/build.sh: its bundle, precompiled), on our host, from the
 # bundle, and on stock wasmtime serve.
-bench/scripts/setup-edge.sh
+# The server binary is the one just built (the workspace's features), not
+# built again for the default member's.
+WASI_INFER_BUILT=1 bench/scripts/setup-edge.sh
 target/release/wasi-infer-bench \
     --contenders edge:wasi-nn,edge:wasi-nn-preinit,edge:self-contained,edge:wasmtime,edge:wasmtime-raw \
     --baseline edge:wasi-nn --models efficientnet-lite0 --images tests/data/images/grace_hopper.jpg \

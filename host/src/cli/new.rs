@@ -53,11 +53,11 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
     for (path, _) in &plan.files {
         println!("  {}", path.display());
     }
-    println!("Added {:?} to {}", args.name, plan.workspace.0.display());
+    println!("Added {:?} to {}", args.name, plan.workspace.path.display());
     println!(
         "Routed {}/... to it in {}",
         plan.route,
-        plan.manifest.0.display()
+        plan.manifest.path.display()
     );
     match plan.models.as_slice() {
         [] => println!(

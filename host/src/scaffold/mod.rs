@@ -74,6 +74,14 @@ pub struct NewFunction<'a> {
     pub models_dir: Option<&'a Path>,
 }
 
+/// A file `new` changes: its text before and after.
+#[derive(Debug)]
+pub struct Edit {
+    pub path: PathBuf,
+    before: String,
+    after: String,
+}
+
 /// Everything `new` will write, checked.
 #[derive(Debug)]
 pub struct Plan {
@@ -81,9 +89,9 @@ pub struct Plan {
     pub crate_dir: PathBuf,
     pub files: Vec<(PathBuf, String)>,
     /// `functions/Cargo.toml`, with the new member.
-    pub workspace: (PathBuf, String),
+    pub workspace: Edit,
     /// The manifest, with the new trigger and component.
-    pub manifest: (PathBuf, String),
+    pub manifest: Edit,
     pub route: String,
     pub models: Vec<String>,
 }
@@ -126,7 +134,13 @@ pub fn plan(new: &NewFunction) -> Result<Plan, ScaffoldError> {
         )));
     }
 
-    let functions = manifest.base_dir.join("functions");
+    // Paths as the user would write them: `functions/x`, not `./functions/x`.
+    let base = if manifest.base_dir == Path::new(".") {
+        PathBuf::new()
+    } else {
+        manifest.base_dir.clone()
+    };
+    let functions = base.join("functions");
     let crate_dir = functions.join(new.name);
     if crate_dir.exists() {
         return Err(ScaffoldError::Conflict(format!(
@@ -141,7 +155,7 @@ pub fn plan(new: &NewFunction) -> Result<Plan, ScaffoldError> {
     let models_dir = new
         .models_dir
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest.base_dir.join("models"));
+        .unwrap_or_else(|| base.join("models"));
     let models = models_for(template, new.models, &models_dir)?;
 
     let placeholders = templates::Placeholders {
@@ -154,34 +168,51 @@ pub fn plan(new: &NewFunction) -> Result<Plan, ScaffoldError> {
         .map(|(path, text)| (PathBuf::from(path), placeholders.render(text)))
         .collect();
 
-    let manifest_text = manifest_text.trim_end().to_string()
+    let new_manifest = manifest_text.trim_end().to_string()
         + "\n\n"
         + &manifest_entry(template, new.name, &route, &models);
     // Parsed as serve parses it, so what is written is a manifest it takes.
-    Manifest::parse_with(&manifest_text, new.manifest, Checks::ManifestOnly)?;
+    Manifest::parse_with(&new_manifest, new.manifest, Checks::ManifestOnly)?;
 
     Ok(Plan {
         crate_dir,
         files,
-        workspace: (workspace_path, workspace),
-        manifest: (new.manifest.to_path_buf(), manifest_text),
+        workspace: Edit {
+            path: workspace_path,
+            before: workspace_text,
+            after: workspace,
+        },
+        manifest: Edit {
+            path: new.manifest.to_path_buf(),
+            before: manifest_text,
+            after: new_manifest,
+        },
         route,
         models,
     })
 }
 
 impl Plan {
-    /// Writes the crate, then the workspace, then the manifest; if a write
-    /// fails, the crate's folder is removed again.
+    /// Writes the crate, then the workspace, then the manifest. If a write
+    /// fails, what was written is undone (the crate's folder removed, the
+    /// workspace as it was), so the application still builds.
     pub fn write(&self) -> Result<(), ScaffoldError> {
-        let written = self.write_crate().and_then(|()| {
-            write(&self.workspace.0, &self.workspace.1)?;
-            write(&self.manifest.0, &self.manifest.1)
-        });
-        if written.is_err() {
+        let undo_crate = || {
             let _ = std::fs::remove_dir_all(&self.crate_dir);
+        };
+        if let Err(e) = self
+            .write_crate()
+            .and_then(|()| write(&self.workspace.path, &self.workspace.after))
+        {
+            undo_crate();
+            return Err(e);
         }
-        written
+        if let Err(e) = write(&self.manifest.path, &self.manifest.after) {
+            let _ = write(&self.workspace.path, &self.workspace.before);
+            undo_crate();
+            return Err(e);
+        }
+        Ok(())
     }
 
     fn write_crate(&self) -> Result<(), ScaffoldError> {

@@ -103,10 +103,11 @@ fn cargo_build(functions: &Path, root: &Path, args: &[&str]) {
 
 /// The functions the built-in application serves, as `app/builtin.rs`
 /// includes them.
-const BUILTIN: [&str; 4] = [
+const BUILTIN: [&str; 5] = [
     "image_classify.wasm",
     "text_embed.wasm",
     "vad.wasm",
+    "ocr.wasm",
     "open_inference.wasm",
 ];
 

@@ -2,9 +2,10 @@
 //! ONNX Runtime, OpenVINO), through the real server and functions. Each backend
 //! must classify the photos like the reference, reach the Fashion-MNIST CNN's
 //! accuracy on all 10,000 test images, embed sentences like the reference,
-//! and find speech as Silero's own package does (a recurrent model: its state
-//! passed from one inference to the next, two outputs); and the backends
-//! must agree with each other.
+//! find speech as Silero's own package does (a recurrent model: its state
+//! passed from one inference to the next, two outputs), and read text as
+//! PaddleOCR's package does (three models with dynamic heights and widths,
+//! batched); and the backends must agree with each other.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
@@ -110,6 +111,7 @@ fn every_model_on_every_backend() {
         }
         embeddings.insert(backend, embed_sentences(server, backend));
         crate::vad::check_against_silero(server, backend);
+        crate::ocr::check_against_rapidocr(server, backend);
     }
     // The backends agree: on fp32, the same five classes for every photo (f32
     // backends' logits differ by at most 1.3e-5, and the closest fifth and

@@ -16,6 +16,7 @@ mod model_folder;
 mod model_store;
 mod new_function;
 mod observability;
+mod ocr;
 mod oip_extensions;
 mod open_inference;
 mod server;

@@ -14,13 +14,16 @@ pub fn root() -> PathBuf {
 }
 
 /// Every model of the repository, in name order.
-pub const MODELS: [&str; 7] = [
+pub const MODELS: [&str; 10] = [
     "all-minilm-l6-v2",
     "efficientnet-lite0",
     "efficientnet-lite0-int8",
     "fashion-mnist-cnn",
     "fashion-mnist-cnn-int8",
     "fashion-mnist-cnn-pruned",
+    "pp-ocrv4",
+    "pp-ocrv4-cls",
+    "pp-ocrv4-rec",
     "silero-vad",
 ];
 

@@ -3,8 +3,8 @@
 //! (KServe's storage initializer mounts one at `/mnt/models`).
 //!
 //! Every model is served by the Open Inference Protocol (`/v2/...`), and by
-//! `/classify/<model>`, `/embed/<model>` or `/vad/<model>` when its
-//! `model.toml` declares the `task` those functions perform. The functions are the ones this repository
+//! `/classify/<model>`, `/embed/<model>`, `/vad/<model>` or `/ocr/<model>`
+//! when its `model.toml` declares the `task` those functions perform. The functions are the ones this repository
 //! builds, carried inside the binary (see `host/build.rs`), so a model folder
 //! and the `wasi-infer` binary are all a machine needs.
 
@@ -54,6 +54,13 @@ const VAD: Function = Function {
     wasm: include_bytes!(concat!(env!("WASI_INFER_BUILTIN_DIR"), "/vad.wasm")),
 };
 
+const OCR: Function = Function {
+    id: "ocr",
+    route: "/ocr/...",
+    description: "Reads the text lines of an image with a detector, a direction classifier and a recogniser through wasi-nn",
+    wasm: include_bytes!(concat!(env!("WASI_INFER_BUILTIN_DIR"), "/ocr.wasm")),
+};
+
 const OPEN_INFERENCE: Function = Function {
     id: "open-inference",
     route: "/v2/...",
@@ -93,21 +100,27 @@ impl BuiltinApp {
         let mut classifiers = Vec::new();
         let mut embedders = Vec::new();
         let mut voice_detectors = Vec::new();
+        // OCR detectors, and the models their pipelines also run.
+        let mut text_readers = Vec::new();
         for name in &names {
             let dir = repository
                 .model_dir(name)
                 .expect("the repository lists only the models it holds");
             // Its newest version's task (a model whose configuration is
             // broken is served by the protocol alone, which says why).
-            let task = scan::scan(&dir)
+            let config = scan::scan(&dir)
                 .ok()
                 .and_then(|model| model.versions.into_iter().next_back())
-                .and_then(|version| version.config.ok())
-                .and_then(|config| config.task);
+                .and_then(|version| version.config.ok());
+            let task = config.as_ref().and_then(|config| config.task);
+            if task == Some(Task::Ocr) {
+                text_readers.extend(config.as_ref().map(pipeline_stages).unwrap_or_default());
+            }
             match task {
                 Some(Task::ImageClassification) => classifiers.push(name.clone()),
                 Some(Task::TextEmbedding) => embedders.push(name.clone()),
                 Some(Task::VoiceActivityDetection) => voice_detectors.push(name.clone()),
+                Some(Task::Ocr) => text_readers.push(name.clone()),
                 None => {}
             }
         }
@@ -143,9 +156,12 @@ impl BuiltinApp {
         let mut components = BTreeMap::new();
         for (function, models, files) in [
             (&IMAGE_CLASSIFY, classifiers, model_files.clone()),
-            (&TEXT_EMBED, embedders, model_files),
+            (&TEXT_EMBED, embedders, model_files.clone()),
             // It learns the model's inputs from the host's metadata.
             (&VAD, voice_detectors, Vec::new()),
+            // It reads the pipeline's settings and the recogniser's
+            // characters from their model folders.
+            (&OCR, dedup(text_readers), model_files.clone()),
             // The protocol learns everything from the host's metadata.
             (&OPEN_INFERENCE, names, Vec::new()),
         ] {
@@ -189,9 +205,29 @@ impl BuiltinApp {
     /// The built-in components' bytes, for `wasi-infer compile`; empty when
     /// the binary was built without them.
     pub fn functions() -> impl Iterator<Item = (&'static str, &'static [u8])> {
-        [IMAGE_CLASSIFY, TEXT_EMBED, VAD, OPEN_INFERENCE]
+        [IMAGE_CLASSIFY, TEXT_EMBED, VAD, OCR, OPEN_INFERENCE]
             .into_iter()
             .filter(|f| !f.wasm.is_empty())
             .map(|f| (f.id, f.wasm))
     }
+}
+
+/// The other models an OCR detector's pipeline runs: its `[preprocess]`
+/// names them (`recogniser`, `direction_classifier`).
+fn pipeline_stages(config: &crate::nn::model_config::ModelConfig) -> Vec<String> {
+    let Some(preprocess) = config.preprocess.as_ref() else {
+        return Vec::new();
+    };
+    ["recogniser", "direction_classifier"]
+        .iter()
+        .filter_map(|key| preprocess.get(*key)?.as_str())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Names sorted, each once.
+fn dedup(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names.dedup();
+    names
 }

@@ -271,8 +271,8 @@ impl InputBounds {
 }
 
 /// Which requests are large for a backend's memory: more input elements (all
-/// inputs together) than 64 times the model's trial inputs (a batch of 1, 16
-/// elsewhere in a dynamic dimension), e.g. 3072 token ids for a text model
+/// inputs together) than 64 times the model's trial inputs (a batch of 1, 32
+/// elsewhere in a dynamic dimension), e.g. 6144 token ids for a text model
 /// of three [batch, sequence] inputs. None is when `model.toml` fixes every
 /// dimension: then every request is the same size.
 ///
@@ -466,10 +466,10 @@ mod tests {
             tensor: Tensor::new(Vec::new(), TensorType::I64, Vec::new()),
             dims: dims.to_vec(),
         };
-        // Trial: [1, 16] = 16 elements; large above 1024.
+        // Trial: [1, 32] = 32 elements; large above 2048.
         let large = LargeRequests::of(&config(TEXT));
-        assert!(!large.includes(&[checked(&[64, 16])]));
-        assert!(large.includes(&[checked(&[64, 17])]));
+        assert!(!large.includes(&[checked(&[64, 32])]));
+        assert!(large.includes(&[checked(&[64, 33])]));
         let text = "[[inputs]]\nname = \"x\"\ntype = \"f32\"\nshape = [1, 3, 224, 224]\n";
         let fixed = LargeRequests::of(&config(text));
         assert!(!fixed.includes(&[checked(&[1, 3, 224, 224])]));

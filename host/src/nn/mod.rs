@@ -276,7 +276,7 @@ fn race(name: &str, dir: &Path, config: &ModelConfig) -> Result<Raced, ModelErro
 }
 
 /// Zero-filled inputs of the declared shapes, for timing a model (dynamic
-/// dimensions: a batch of 1, 16 elsewhere, e.g. 16 tokens).
+/// dimensions: a batch of 1, 32 elsewhere, e.g. 32 tokens).
 pub fn trial_inputs(config: &ModelConfig) -> Vec<NamedTensor> {
     config
         .inputs

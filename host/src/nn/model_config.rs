@@ -154,6 +154,10 @@ pub enum Task {
     /// (a Silero-style recurrent model: a frame and a state in, a speech
     /// probability and the next state out).
     VoiceActivityDetection,
+    /// An image in, its text lines out: served at `/ocr/<model>`, the
+    /// model being the pipeline's text detector (its `[preprocess]` names
+    /// the `recogniser` and the `direction_classifier`).
+    Ocr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -319,7 +323,9 @@ pub struct TensorSpec {
 
 impl TensorSpec {
     /// The shape of a trial input: a batch of 1 in a dynamic first
-    /// dimension, 16 in any other dynamic one (e.g. 16 tokens).
+    /// dimension, 32 in any other dynamic one (32 tokens, or 32 pixels: a
+    /// network that halves an image five times, as text detectors do,
+    /// cannot run on less).
     pub fn trial_shape(&self) -> Vec<usize> {
         self.shape
             .iter()
@@ -327,7 +333,7 @@ impl TensorSpec {
             .map(|(i, &d)| match usize::try_from(d) {
                 Ok(d) => d,
                 Err(_) if i == 0 => 1,
-                Err(_) => 16,
+                Err(_) => 32,
             })
             .collect()
     }

@@ -11,12 +11,20 @@
 //! length. Requests that need the same new plan at once wait for one
 //! optimisation, not one each.
 //!
+//! Some graphs tract cannot analyse with symbolic axes: PP-OCR's text
+//! detector rounds its height and width up at each of its five halvings
+//! and then concatenates maps whose sizes tract cannot prove equal. Such a
+//! model is planned per concrete shape instead (found at load when its
+//! batch is fixed, else on its first request), which costs an optimisation
+//! at each new shape but runs it.
+//!
 //! An inference checks between nodes whether it is still wanted, and stops
 //! when it is not; an optimisation cannot be stopped, but its cost is bounded
 //! by the input bounds (see [`super::bounds`]) and its plan serves later requests.
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use tract_onnx::prelude::{
@@ -53,6 +61,9 @@ pub struct TractModel {
     /// For each input (in the graph's order), each axis's symbol if plans
     /// leave it symbolic.
     symbolic: Vec<Vec<Option<Symbol>>>,
+    /// Set once a plan with symbolic axes failed: every plan is then made
+    /// for concrete shapes.
+    per_shape: AtomicBool,
     /// The most recently used last.
     plans: Mutex<VecDeque<(PlanShapes, PlanCell)>>,
 }
@@ -145,6 +156,7 @@ impl TractModel {
             interface,
             model,
             symbolic,
+            per_shape: AtomicBool::new(false),
             plans: Mutex::new(VecDeque::new()),
         };
         // With every batch size known, optimise now: the first request should
@@ -153,23 +165,43 @@ impl TractModel {
             .iter()
             .all(|spec| spec.shape.first().is_none_or(|&batch| batch >= 0));
         if batches_known {
-            let shapes: PlanShapes = specs
-                .iter()
-                .zip(&this.symbolic)
-                .map(|(spec, symbols)| {
-                    spec.shape
-                        .iter()
-                        .zip(symbols)
-                        .map(|(&dim, symbol)| match symbol {
-                            Some(_) => None,
-                            None => usize::try_from(dim).ok(),
-                        })
-                        .collect()
-                })
-                .collect();
-            this.plan(&shapes)?;
+            // The trial shapes, whose symbolic axes are left out unless
+            // tract cannot plan the model with them.
+            let trial: Shapes = specs.iter().map(|spec| spec.trial_shape()).collect();
+            this.plan_for(&trial)?;
         }
         Ok(this)
+    }
+
+    /// The plan for these input shapes: with the symbolic axes left
+    /// symbolic, unless tract could not plan the model so.
+    fn plan_for(&self, shapes: &Shapes) -> Result<Arc<TypedSimplePlan>, String> {
+        let concrete = || {
+            shapes
+                .iter()
+                .map(|s| s.iter().map(|&d| Some(d)).collect())
+                .collect()
+        };
+        if self.per_shape.load(Ordering::Relaxed) {
+            return self.plan(&concrete());
+        }
+        let keyed = self.plan_shapes(shapes);
+        if !keyed.iter().flatten().any(Option::is_none) {
+            return self.plan(&keyed);
+        }
+        match self.plan(&keyed) {
+            Ok(plan) => Ok(plan),
+            Err(symbolic) => {
+                let plan = self.plan(&concrete())?;
+                if !self.per_shape.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        reason = %symbolic,
+                        "tract cannot plan the model with symbolic axes: it is planned for each input shape"
+                    );
+                }
+                Ok(plan)
+            }
+        }
     }
 
     /// These input shapes with the symbolic axes left out: the plan's key.
@@ -260,7 +292,7 @@ impl Runner for TractModel {
             .iter()
             .map(|t| to_value(&t.name, &t.tensor, &t.dims))
             .collect::<Result<Vec<_>, _>>()?;
-        let plan = self.plan(&self.plan_shapes(&shapes)).map_err(invalid)?;
+        let plan = self.plan_for(&shapes).map_err(invalid)?;
         let mut state = plan.spawn().map_err(|e| invalid(format!("tract: {e:#}")))?;
         let outputs = state
             .run_plan_with_eval(

@@ -81,7 +81,13 @@ fn compile_fills_the_cache_that_serve_uses() {
     let dir = cache.path().to_str().unwrap();
     let (ok, out, err) = wasi_infer(&["compile", "--cache-dir", dir]);
     assert!(ok, "{err}");
-    let components = ["image-classify", "open-inference", "text-embed", "vad"];
+    let components = [
+        "image-classify",
+        "ocr",
+        "open-inference",
+        "text-embed",
+        "vad",
+    ];
     for component in components {
         assert!(out.contains(&format!("{component}: compiled")), "{out}");
     }

@@ -23,7 +23,8 @@ fn a_repository_is_served_by_the_built_in_application() {
         assert_eq!(reply.status, 200, "{model}: {}", reply.text);
         assert_eq!(reply.json()["name"], model);
     }
-    // /classify and /embed for the models whose model.toml declares the task.
+    // /classify, /embed, /vad and /ocr for the models whose model.toml
+    // declares the task.
     let reply = server.post(
         "/classify/efficientnet-lite0-int8?top_k=1",
         &photo("coffee.png"),
@@ -43,6 +44,11 @@ fn a_repository_is_served_by_the_built_in_application() {
     let reply = server.post("/vad/silero-vad", &speech);
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json()["segments"].as_array().map(Vec::len), Some(4));
+    // The OCR detector's route may also load the models its [preprocess]
+    // names (the recogniser and the direction classifier).
+    let reply = server.post("/ocr/pp-ocrv4", &photo("page.png"));
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json()["lines"].as_array().map(Vec::len), Some(5));
     // ...and not for the others: the classifier may not load the embedder.
     let reply = server.post("/classify/all-minilm-l6-v2", &photo("coffee.png"));
     assert!(

@@ -200,12 +200,15 @@ impl Pipeline {
                 )));
             }
         };
-        let probabilities = output.f32_values().ok_or_else(|| {
-            ApiError::internal(format!(
-                "the detector returned {:?}; expected f32",
-                output.ty
-            ))
-        })?;
+        let probabilities = output
+            .f32_values()
+            .filter(|values| values.len() == map_width * map_height)
+            .ok_or_else(|| {
+                ApiError::internal(format!(
+                    "the detector returned {:?} data that is not an f32 map of {map_width} x {map_height}",
+                    output.ty
+                ))
+            })?;
         let boxes = detect::text_boxes(
             &probabilities,
             map_width,

@@ -7,8 +7,6 @@
 //! area / perimeter ("unclip", since the model was trained to mark a
 //! shrunk text line), is a text line.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 
 use crate::geometry::{self, Point, RotatedRect};
@@ -213,13 +211,18 @@ fn regions(mask: &[bool], width: usize, height: usize) -> Vec<Vec<Point>> {
             continue;
         }
         let id = regions.len() as u32;
-        // Per row of the region: its leftmost and rightmost pixel.
-        let mut rows: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+        // Per row of the region from its first (a raster scan meets a
+        // region at its top): its leftmost and rightmost pixel.
+        let top = start / width;
+        let mut rows: Vec<(usize, usize)> = Vec::new();
         label[start] = id;
         stack.push(start);
         while let Some(at) = stack.pop() {
             let (x, y) = (at % width, at / width);
-            let row = rows.entry(y).or_insert((x, x));
+            if y - top >= rows.len() {
+                rows.resize(y - top + 1, (usize::MAX, 0));
+            }
+            let row = &mut rows[y - top];
             row.0 = row.0.min(x);
             row.1 = row.1.max(x);
             for ny in y.saturating_sub(1)..=(y + 1).min(height - 1) {
@@ -233,7 +236,8 @@ fn regions(mask: &[bool], width: usize, height: usize) -> Vec<Vec<Point>> {
             }
         }
         let mut points = Vec::with_capacity(rows.len() * 2);
-        for (y, (left, right)) in rows {
+        for (y, &(left, right)) in rows.iter().enumerate().filter(|(_, r)| r.0 != usize::MAX) {
+            let y = top + y;
             points.push(Point::new(left as f64, y as f64));
             if right != left {
                 points.push(Point::new(right as f64, y as f64));
@@ -299,11 +303,11 @@ fn mean_inside(probabilities: &[f32], width: usize, height: usize, corners: &[Po
     let x1 = clamp(xs.fold(f64::MIN, f64::max).ceil(), width);
     let y0 = clamp(ys.clone().fold(f64::MAX, f64::min).floor(), height);
     let y1 = clamp(ys.fold(f64::MIN, f64::max).ceil(), height);
-    let polygon = corners.map(|p| Point::new(p.x.trunc(), p.y.trunc()));
+    let polygon = geometry::ConvexQuad::new(&corners.map(|p| Point::new(p.x.trunc(), p.y.trunc())));
     let (mut sum, mut count) = (0.0f64, 0u32);
     for y in y0..=y1 {
         for x in x0..=x1 {
-            if geometry::inside_convex(&polygon, Point::new(x as f64, y as f64)) {
+            if polygon.contains(Point::new(x as f64, y as f64)) {
                 sum += f64::from(probabilities[y * width + x]);
                 count += 1;
             }

@@ -158,28 +158,43 @@ pub fn area_and_perimeter(polygon: &[Point]) -> (f64, f64) {
     (twice_area.abs() / 2.0, perimeter)
 }
 
-/// Whether `p` lies inside the convex quadrilateral `quad` or on its edges
-/// (within a hundredth of a pixel), whichever way round its corners go.
-pub fn inside_convex(quad: &[Point; 4], p: Point) -> bool {
-    const EDGE: f64 = 1e-2;
-    let mut sign = 0.0f64;
-    for i in 0..4 {
-        let (a, b) = (quad[i], quad[(i + 1) % 4]);
-        let length = a.distance(b);
-        if length == 0.0 {
-            continue;
-        }
-        let side = cross(a, b, p) / length;
-        if side.abs() <= EDGE {
-            continue;
-        }
-        if sign == 0.0 {
-            sign = side.signum();
-        } else if side.signum() != sign {
-            return false;
-        }
+/// A convex quadrilateral, for testing many points against it: each edge's
+/// start and unit direction (edges of no length left out).
+pub struct ConvexQuad {
+    edges: Vec<(Point, Point)>,
+}
+
+impl ConvexQuad {
+    pub fn new(quad: &[Point; 4]) -> Self {
+        let edges = (0..4)
+            .filter_map(|i| {
+                let (a, b) = (quad[i], quad[(i + 1) % 4]);
+                let length = a.distance(b);
+                (length > 0.0).then(|| (a, Point::new((b.x - a.x) / length, (b.y - a.y) / length)))
+            })
+            .collect();
+        Self { edges }
     }
-    true
+
+    /// Whether `p` lies inside or on an edge (within a hundredth of a
+    /// pixel), whichever way round the corners go.
+    pub fn contains(&self, p: Point) -> bool {
+        const EDGE: f64 = 1e-2;
+        let mut sign = 0.0f64;
+        for (a, u) in &self.edges {
+            // The distance of `p` from the edge's line, signed by side.
+            let side = u.x * (p.y - a.y) - u.y * (p.x - a.x);
+            if side.abs() <= EDGE {
+                continue;
+            }
+            if sign == 0.0 {
+                sign = side.signum();
+            } else if side.signum() != sign {
+                return false;
+            }
+        }
+        true
+    }
 }
 
 /// A projective transform of the plane (a 3x3 matrix, the last entry 1).
@@ -293,9 +308,11 @@ mod tests {
             Point::new(0.0, 2.0),
         ];
         assert_eq!(area_and_perimeter(&quad), (8.0, 12.0));
-        assert!(inside_convex(&quad, Point::new(4.0, 1.0)));
-        assert!(inside_convex(&quad, Point::new(2.0, 1.0)));
-        assert!(!inside_convex(&quad, Point::new(4.5, 1.0)));
+        let quad = ConvexQuad::new(&quad);
+        assert!(quad.contains(Point::new(4.0, 1.0)));
+        assert!(quad.contains(Point::new(2.0, 1.0)));
+        assert!(!quad.contains(Point::new(4.5, 1.0)));
+        assert!(!quad.contains(Point::new(2.0, -0.5)));
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! by the input bounds (see [`super::bounds`]) and its plan serves later requests.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -55,6 +55,8 @@ type PlanShapes = Vec<Vec<Option<usize>>>;
 type PlanCell = Arc<OnceLock<Result<Arc<TypedSimplePlan>, String>>>;
 
 pub struct TractModel {
+    /// The model's file, for the log.
+    path: PathBuf,
     interface: ModelInterface,
     /// The parsed model with its input types set, to optimise for new shapes.
     model: InferenceModel,
@@ -153,6 +155,7 @@ impl TractModel {
             })
             .collect();
         let this = Self {
+            path: path.clone(),
             interface,
             model,
             symbolic,
@@ -195,6 +198,7 @@ impl TractModel {
                 let plan = self.plan(&concrete())?;
                 if !self.per_shape.swap(true, Ordering::Relaxed) {
                     tracing::info!(
+                        model = %self.path.display(),
                         reason = %symbolic,
                         "tract cannot plan the model with symbolic axes: it is planned for each input shape"
                     );

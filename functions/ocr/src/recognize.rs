@@ -66,21 +66,27 @@ fn resized_width(width: u32, height: u32, max_width: u32) -> u32 {
     (wanted as u32).clamp(1, max_width)
 }
 
+/// The lines `batch` (indices into `lines`) as one input `[N, 3, 48,
+/// width]`: each resized to 48 pixels high and at most `width` wide, the
+/// rest of its row zeros.
+fn line_batch(lines: &[RgbImage], batch: &[usize], width: u32) -> ([u32; 4], Vec<f32>) {
+    let image = 3 * (LINE_HEIGHT * width) as usize;
+    let mut tensor = vec![0.0f32; batch.len() * image];
+    for (&i, slot) in batch.iter().zip(tensor.chunks_exact_mut(image)) {
+        let line = &lines[i];
+        let resized = resized_width(line.width(), line.height(), width);
+        pixels::write_tensor(line, resized, LINE_HEIGHT, width, slot);
+    }
+    ([batch.len() as u32, 3, LINE_HEIGHT, width], tensor)
+}
+
 /// Turns the lines the classifier finds upside down; answers, for each
 /// line, whether it was turned.
 pub fn orient(classifier: &Stage, lines: &mut [RgbImage]) -> Result<Vec<bool>, ApiError> {
     let mut turned = vec![false; lines.len()];
     let order = by_ratio(lines);
-    let plane = (LINE_HEIGHT * CLASSIFIER_WIDTH) as usize;
     for batch in order.chunks(BATCH) {
-        let mut tensor = vec![0.0f32; batch.len() * 3 * plane];
-        for (slot, &i) in batch.iter().enumerate() {
-            let line = &lines[i];
-            let width = resized_width(line.width(), line.height(), CLASSIFIER_WIDTH);
-            let image = &mut tensor[slot * 3 * plane..(slot + 1) * 3 * plane];
-            pixels::write_tensor(line, width, LINE_HEIGHT, CLASSIFIER_WIDTH, image);
-        }
-        let dims = [batch.len() as u32, 3, LINE_HEIGHT, CLASSIFIER_WIDTH];
+        let (dims, tensor) = line_batch(lines, batch, CLASSIFIER_WIDTH);
         let scores = f32_output(classifier.run(dims, &tensor)?, "[N, 2]")?;
         if scores.len() != batch.len() * 2 {
             return Err(ApiError::internal(format!(
@@ -117,44 +123,43 @@ pub fn read(
     let mut readings = vec![None; lines.len()];
     let order = by_ratio(lines);
     let ratio = |i: usize| f64::from(lines[i].width()) / f64::from(lines[i].height());
-    let mut start = 0;
-    while start < order.len() {
-        // As many lines as fit: the padded width is the widest's.
-        let mut end = start + 1;
-        while end < order.len() && end - start < BATCH {
-            let width = padded_width(ratio(order[end]));
-            if (end - start + 1) as u64 * u64::from(width) > MAX_BATCH_WIDTH {
-                break;
-            }
-            end += 1;
-        }
-        let batch = &order[start..end];
-        let width = padded_width(ratio(order[end - 1]));
-        let plane = (LINE_HEIGHT * width) as usize;
-        let mut tensor = vec![0.0f32; batch.len() * 3 * plane];
-        for (slot, &i) in batch.iter().enumerate() {
-            let line = &lines[i];
-            let resized = resized_width(line.width(), line.height(), width);
-            let image = &mut tensor[slot * 3 * plane..(slot + 1) * 3 * plane];
-            pixels::write_tensor(line, resized, LINE_HEIGHT, width, image);
-        }
-        let dims = [batch.len() as u32, 3, LINE_HEIGHT, width];
+    let widths: Vec<u32> = order.iter().map(|&i| padded_width(ratio(i))).collect();
+    for range in batches(&widths) {
+        let batch = &order[range.clone()];
+        // The batch's padded width is its widest line's (the last).
+        let (dims, tensor) = line_batch(lines, batch, widths[range.end - 1]);
         let output = recogniser.run(dims, &tensor)?;
         let steps = decode_batch(output, batch.len(), characters.len())?;
         for (scores, &i) in steps.chunks_exact(steps.len() / batch.len()).zip(batch) {
             readings[i] = Some(ctc_greedy(scores, characters));
         }
+    }
+    // Every line is in one batch: `order` holds each index once.
+    readings
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| ApiError::internal("a line was left unread"))
+}
+
+/// The recogniser's batches over lines whose padded widths, narrowest
+/// first, are `widths`: six at a time, as PaddleOCR runs them, but a batch
+/// ends early when its lines times its widest would pass
+/// [`MAX_BATCH_WIDTH`] (a line alone is always a batch).
+fn batches(widths: &[u32]) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    while start < widths.len() {
+        let mut end = start + 1;
+        while end < widths.len()
+            && end - start < BATCH
+            && (end - start + 1) as u64 * u64::from(widths[end]) <= MAX_BATCH_WIDTH
+        {
+            end += 1;
+        }
+        batches.push(start..end);
         start = end;
     }
-    Ok(readings
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| Reading {
-                text: String::new(),
-                confidence: 0.0,
-            })
-        })
-        .collect())
+    batches
 }
 
 /// The width lines of at most this width:height are padded to in a batch.
@@ -253,6 +258,16 @@ mod tests {
         // keys.txt holds U+3000 on a line of its own.
         let chars = characters("x\n\u{3000}\ny\r\n");
         assert_eq!(chars, ["", "x", "\u{3000}", "y", " "]);
+    }
+
+    #[test]
+    fn lines_are_batched_six_at_a_time_unless_they_are_wide() {
+        // Thirteen ordinary lines: 6, 6, 1.
+        assert_eq!(batches(&[320; 13]), [0..6, 6..12, 12..13]);
+        // Wider lines end a batch early: 4 x 1440 = 5760 fits, 5 do not.
+        let widths = [320, 320, 1440, 1440, 1440, 1440, 3072, 3072];
+        assert_eq!(batches(&widths), [0..4, 4..6, 6..7, 7..8]);
+        assert!(batches(&[]).is_empty());
     }
 
     #[test]
